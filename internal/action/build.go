@@ -1,0 +1,195 @@
+package action
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/docker/docker/api/types/registry"
+
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/build"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/config"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/registryauth"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/report"
+)
+
+// Docker builds and pushes images; *build.Builder is the real one.
+type Docker interface {
+	Build(ctx context.Context, s build.Spec) (string, error)
+	Login(ctx context.Context, auth registry.AuthConfig, from string) error
+	Push(ctx context.Context, ref string, auth registry.AuthConfig) (string, error)
+}
+
+func realDocker(ctx context.Context, log io.Writer) (Docker, error) {
+	c, err := build.NewClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return build.NewBuilder(c, log), nil
+}
+
+// imageTag is the tag of a location's image: the input image_tag, else
+// <head sha, 12>-<run id>-<run attempt>; with -<location> appended when
+// several locations push to one registry, so that they do not overwrite
+// each other.
+func (p *pipeline) imageTag(loc config.Location, shared bool) string {
+	tag := p.in.ImageTag
+	if tag == "" {
+		tag = p.ci.Commit.Short(12)
+		if p.ci.RunID != "" {
+			tag += "-" + p.ci.RunID + "-" + p.ci.RunAttempt
+		}
+	}
+	if shared {
+		tag += "-" + sanitizeTag(loc.Name)
+	}
+	if len(tag) > 128 {
+		tag = tag[:128]
+	}
+	return tag
+}
+
+func sanitizeTag(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '_' || r == '.' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			return r
+		}
+		return '-'
+	}, s)
+}
+
+// buildAll builds and pushes every location that needs it and returns the
+// image reference of each location. If any location fails, it returns an
+// error naming all that failed, and nothing should be deployed.
+func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[string]string, error) {
+	images := map[string]string{}
+	perRegistry := map[string]int{}
+	for _, l := range locs {
+		if l.NeedsBuild {
+			perRegistry[l.Build.Registry]++
+		}
+	}
+	var toBuild []config.Location
+	for _, l := range locs {
+		if !l.NeedsBuild {
+			images[l.Name] = l.Image
+			p.rep.Locations = append(p.rep.Locations, report.Location{Name: l.Name, State: report.Building, Image: l.Image})
+			p.logf("Location %s uses the prebuilt image %s (it has no build section).", l.Name, l.Image)
+			continue
+		}
+		ref := l.Build.Registry + ":" + p.imageTag(l, perRegistry[l.Build.Registry] > 1)
+		images[l.Name] = ref
+		p.rep.Locations = append(p.rep.Locations, report.Location{Name: l.Name, State: report.Building, Image: ref})
+		toBuild = append(toBuild, l)
+	}
+	for i := range p.rep.Locations {
+		p.rep.Set(p.rep.Locations[i].Name, report.Building, "")
+	}
+	if len(toBuild) == 0 {
+		return images, nil
+	}
+	p.comment(ctx)
+
+	newDocker := p.env.NewDocker
+	if newDocker == nil {
+		newDocker = realDocker
+	}
+	docker, err := newDocker(ctx, p.env.Log)
+	if err != nil {
+		p.failAll(toBuild)
+		return nil, err
+	}
+
+	// Resolve and check every registry's credentials before any build, so
+	// that a wrong password fails in seconds.
+	resolver := registryauth.Resolver{Username: p.in.RegistryUsername, Password: p.in.RegistryPassword, ConfigDir: p.env.Getenv("DOCKER_CONFIG")}
+	auths := map[string]registry.AuthConfig{}
+	for _, l := range toBuild {
+		host := registryauth.Host(l.Build.Registry)
+		if _, done := auths[host]; done {
+			continue
+		}
+		creds, err := resolver.Resolve(host)
+		if err != nil {
+			err = fmt.Errorf("credentials for registry %s (location %s): %w", host, l.Name, err)
+			p.failAll(toBuild)
+			return nil, err
+		}
+		p.sec.Add(creds.Auth.Password, creds.Auth.IdentityToken, creds.Auth.RegistryToken, creds.Auth.Auth)
+		if creds.Anonymous() {
+			p.logf("No credentials for registry %s: pushing anonymously (set registry_username and registry_password, or log in with docker/login-action first).", host)
+		} else {
+			p.logf("Registry %s: using credentials from %s.", host, creds.Origin)
+			if err := docker.Login(ctx, creds.Auth, creds.Origin); err != nil {
+				p.failAll(toBuild)
+				return nil, err
+			}
+		}
+		auths[host] = creds.Auth
+	}
+
+	var failed []string
+	for _, l := range toBuild {
+		digest, err := p.buildOne(ctx, docker, l, images[l.Name], auths)
+		if err != nil {
+			msg := p.sec.Redact(err.Error())
+			p.rep.Set(l.Name, report.Failed, msg)
+			p.env.Actions.Errorf("location %s: %s", l.Name, msg)
+			failed = append(failed, l.Name)
+			continue
+		}
+		p.rep.Location(l.Name).Digest = digest
+		p.rep.Set(l.Name, report.Building, "")
+	}
+	if len(failed) > 0 {
+		return nil, fmt.Errorf("could not build and push code location(s) %s, so nothing was deployed; the log group of each location shows the failing step", strings.Join(failed, ", "))
+	}
+	return images, nil
+}
+
+func (p *pipeline) buildOne(ctx context.Context, docker Docker, l config.Location, ref string, auths map[string]registry.AuthConfig) (string, error) {
+	a := p.env.Actions
+	a.Group(fmt.Sprintf("Build %s → %s", l.Name, ref))
+	defer a.EndGroup()
+	spec := build.Spec{
+		ContextDir: l.ContextDir(p.projectDir),
+		Dockerfile: "Dockerfile",
+		Tags:       []string{ref},
+		Labels: map[string]string{
+			"org.opencontainers.image.source":   p.ci.RepoURL(),
+			"org.opencontainers.image.revision": p.ci.Commit.SHA,
+			"branch":                            p.ci.Branch,
+			"dev.dagster.location":              l.Name,
+		},
+		PullAuth: pullAuth(auths),
+	}
+	if _, err := docker.Build(ctx, spec); err != nil {
+		return "", fmt.Errorf("building %s from %s: %w", ref, spec.ContextDir, err)
+	}
+	host := registryauth.Host(l.Build.Registry)
+	digest, err := docker.Push(ctx, ref, auths[host])
+	if err != nil {
+		return "", fmt.Errorf("pushing %s: %w", ref, err)
+	}
+	p.logf("Pushed %s@%s", ref, digest)
+	return digest, nil
+}
+
+// pullAuth offers the push credentials for FROM images in the same
+// registries (a private base image next to the app image).
+func pullAuth(auths map[string]registry.AuthConfig) map[string]registry.AuthConfig {
+	out := map[string]registry.AuthConfig{}
+	for host, a := range auths {
+		if !registryauth.IsEmpty(a) {
+			out[registryauth.ConfigKey(host)] = a
+		}
+	}
+	return out
+}
+
+func (p *pipeline) failAll(locs []config.Location) {
+	for _, l := range locs {
+		p.rep.Set(l.Name, report.Failed, "")
+	}
+}

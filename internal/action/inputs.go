@@ -1,0 +1,127 @@
+package action
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/config"
+)
+
+// Inputs are the action's inputs (action.yml), with defaults applied.
+type Inputs struct {
+	Organization          string
+	APIToken              string
+	URL                   string // Dagster+ base URL override
+	Deployment            string // full deployment for pushes; base deployment for branch deployments
+	ProjectDir            string
+	YAMLPath              string
+	LocationNames         []string
+	ImageTag              string
+	RegistryUsername      string
+	RegistryPassword      string
+	GitHubToken           string
+	PRComment             bool
+	LocationLoadTimeout   time.Duration
+	AgentHeartbeatTimeout time.Duration
+}
+
+// InputError is a bad or missing input.
+type InputError struct {
+	Input string
+	Msg   string
+}
+
+func (e *InputError) Error() string { return fmt.Sprintf("input %s: %s", e.Input, e.Msg) }
+
+// ReadInputs reads the inputs through input (which reads INPUT_<NAME>) and
+// the documented environment fallbacks through getenv. An input that is
+// absent or empty takes its action.yml default, so a run without the
+// runner's defaults behaves the same.
+func ReadInputs(input, getenv func(string) string) (Inputs, error) {
+	get := func(name, env, def string) string {
+		if v := strings.TrimSpace(input(name)); v != "" {
+			return v
+		}
+		if env != "" {
+			if v := strings.TrimSpace(getenv(env)); v != "" {
+				return v
+			}
+		}
+		return def
+	}
+	in := Inputs{
+		Organization:     get("organization_id", "DAGSTER_CLOUD_ORGANIZATION", ""),
+		APIToken:         get("dagster_cloud_api_token", "DAGSTER_CLOUD_API_TOKEN", ""),
+		URL:              strings.TrimSuffix(get("dagster_cloud_url", "DAGSTER_CLOUD_URL", ""), "/"),
+		Deployment:       get("deployment", "", "prod"),
+		ProjectDir:       get("project_dir", "", "."),
+		YAMLPath:         get("dagster_cloud_yaml_path", "", "dagster_cloud.yaml"),
+		LocationNames:    config.SplitList(input("location_names")),
+		ImageTag:         get("image_tag", "", ""),
+		RegistryUsername: get("registry_username", "", ""),
+		RegistryPassword: get("registry_password", "", ""),
+		GitHubToken:      get("github_token", "GITHUB_TOKEN", ""),
+	}
+	var err error
+	if in.PRComment, err = parseBool("pr_comment", get("pr_comment", "", "true")); err != nil {
+		return in, err
+	}
+	if in.LocationLoadTimeout, err = parseSeconds("location_load_timeout", get("location_load_timeout", "", "600")); err != nil {
+		return in, err
+	}
+	if in.AgentHeartbeatTimeout, err = parseSeconds("agent_heartbeat_timeout", get("agent_heartbeat_timeout", "", "120")); err != nil {
+		return in, err
+	}
+	if in.ImageTag != "" && !validTag(in.ImageTag) {
+		return in, &InputError{"image_tag", fmt.Sprintf("%q is not a valid Docker tag (letters, digits, _, . and -, at most 128 characters, not starting with . or -)", in.ImageTag)}
+	}
+	if (in.RegistryUsername == "") != (in.RegistryPassword == "") {
+		return in, &InputError{"registry_username", "registry_username and registry_password go together: set both, or neither to use the Docker config's credentials"}
+	}
+	return in, nil
+}
+
+// CheckDagster reports missing Dagster+ settings. It is separate from
+// ReadInputs so that a missing token is reported on the PR too.
+func (in Inputs) CheckDagster() error {
+	if in.Organization == "" && in.URL == "" {
+		return &InputError{"organization_id", "the Dagster+ organization is not set: pass `organization_id: <your org>` (the first part of https://<org>.dagster.cloud) or set DAGSTER_CLOUD_ORGANIZATION"}
+	}
+	if in.APIToken == "" {
+		return &InputError{"dagster_cloud_api_token", "the Dagster+ API token is not set: pass `dagster_cloud_api_token: ${{ secrets.DAGSTER_CLOUD_API_TOKEN }}` or set DAGSTER_CLOUD_API_TOKEN (create an agent token under Organization settings → Tokens). Pull requests from forks get no secrets"}
+	}
+	return nil
+}
+
+func parseBool(name, v string) (bool, error) {
+	b, err := strconv.ParseBool(strings.ToLower(v))
+	if err != nil {
+		return false, &InputError{name, fmt.Sprintf("%q is not a boolean; use true or false", v)}
+	}
+	return b, nil
+}
+
+// parseSeconds takes whole seconds ("600") or a Go duration ("10m").
+func parseSeconds(name, v string) (time.Duration, error) {
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return d, nil
+	}
+	return 0, &InputError{name, fmt.Sprintf("%q is not a number of seconds (for example 600, or 10m; 0 turns the wait off)", v)}
+}
+
+func validTag(t string) bool {
+	if len(t) > 128 || t[0] == '.' || t[0] == '-' {
+		return false
+	}
+	for _, r := range t {
+		if !(r == '_' || r == '.' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
+}

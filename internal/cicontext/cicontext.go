@@ -1,0 +1,290 @@
+// Package cicontext turns the CI environment (the GitHub event payload and
+// GITHUB_* variables) into what a deploy needs to know: which deployment to
+// target, the branch and pull request, and the commit being deployed.
+package cicontext
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Mode says what a run does with the Dagster+ deployment.
+type Mode string
+
+const (
+	// ModeBranch builds the locations and deploys them to the pull request's
+	// branch deployment.
+	ModeBranch Mode = "branch"
+	// ModeClose only marks the branch deployment CLOSED or MERGED.
+	ModeClose Mode = "close"
+	// ModeFull builds the locations and deploys them to a full deployment
+	// (the input `deployment`, prod by default).
+	ModeFull Mode = "full"
+)
+
+// Pull request statuses, as the PullRequestStatus enum of the Dagster+ API.
+const (
+	StatusOpen   = "OPEN"
+	StatusClosed = "CLOSED"
+	StatusMerged = "MERGED"
+)
+
+// Commit is the metadata of the commit being deployed.
+type Commit struct {
+	SHA         string
+	Timestamp   time.Time
+	Message     string
+	AuthorName  string
+	AuthorEmail string
+	AvatarURL   string
+}
+
+// Context is everything the pipeline needs from the CI system.
+type Context struct {
+	EventName string
+	Action    string // the pull_request action, e.g. "opened"
+	Mode      Mode
+
+	RepoName  string // owner/repo, the Dagster+ repoName
+	ServerURL string // https://github.com
+	Branch    string // head branch of the pull request, or the pushed branch
+
+	PullRequestNumber int // 0 outside pull requests
+	PullRequestURL    string
+	PullRequestStatus string // OPEN, CLOSED or MERGED (pull requests only)
+
+	Commit Commit
+
+	RunID      string
+	RunAttempt string
+}
+
+// RepoURL is the repository's web address.
+func (c *Context) RepoURL() string { return c.ServerURL + "/" + c.RepoName }
+
+// BranchURL is the web address of the branch.
+func (c *Context) BranchURL() string { return c.RepoURL() + "/tree/" + c.Branch }
+
+// GitURL is the web address of the deployed commit's tree; it becomes the
+// location document's git.url.
+func (c *Context) GitURL() string { return c.RepoURL() + "/tree/" + c.Commit.SHA }
+
+// RunURL is the address of the workflow run, or "" when unknown.
+func (c *Context) RunURL() string {
+	if c.RunID == "" {
+		return ""
+	}
+	return c.RepoURL() + "/actions/runs/" + c.RunID
+}
+
+// GitLog reads a commit's metadata from a git checkout. It returns an error
+// when the directory is no checkout or the commit is absent (a shallow clone
+// of another ref).
+type GitLog func(dir, sha string) (Commit, error)
+
+// Supported lists, for error messages, what the action handles.
+const Supported = "pull_request (opened, synchronize, reopened, ready_for_review, closed), push to the default branch, and workflow_dispatch"
+
+// FromGitHub reads the GitHub Actions context. getenv is os.Getenv in
+// production; workspace is the checkout used for `git log` (may be "").
+func FromGitHub(getenv func(string) string, workspace string, gitLog GitLog) (*Context, error) {
+	eventName := getenv("GITHUB_EVENT_NAME")
+	if eventName == "" {
+		return nil, errors.New("GITHUB_EVENT_NAME is not set: this does not look like a GitHub Actions run; outside Actions use the `branch-deployment create-or-update` and `deployment add-location` commands")
+	}
+	path := getenv("GITHUB_EVENT_PATH")
+	if path == "" {
+		return nil, errors.New("GITHUB_EVENT_PATH is not set: the runner passes the event payload's path in it; cannot tell which pull request or push triggered this run")
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the event payload GITHUB_EVENT_PATH=%s: %w", path, err)
+	}
+	var ev event
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return nil, fmt.Errorf("parsing the event payload %s: %w", path, err)
+	}
+
+	c := &Context{
+		EventName:  eventName,
+		ServerURL:  strings.TrimSuffix(orDefault(getenv("GITHUB_SERVER_URL"), "https://github.com"), "/"),
+		RepoName:   orDefault(ev.Repository.FullName, getenv("GITHUB_REPOSITORY")),
+		RunID:      getenv("GITHUB_RUN_ID"),
+		RunAttempt: orDefault(getenv("GITHUB_RUN_ATTEMPT"), "1"),
+	}
+	if c.RepoName == "" {
+		return nil, fmt.Errorf("the event payload %s has no repository.full_name and GITHUB_REPOSITORY is not set", path)
+	}
+
+	switch eventName {
+	case "pull_request":
+		err = c.fromPullRequest(&ev)
+	case "push":
+		err = c.fromPush(&ev, getenv)
+	case "workflow_dispatch":
+		c.Mode = ModeFull
+		c.Branch = getenv("GITHUB_REF_NAME")
+		c.Commit = Commit{SHA: getenv("GITHUB_SHA"), AuthorName: ev.Sender.Login, AvatarURL: ev.Sender.AvatarURL}
+		if c.Commit.SHA == "" {
+			err = errors.New("GITHUB_SHA is not set for this workflow_dispatch run")
+		}
+	case "pull_request_target":
+		err = errors.New("event pull_request_target is not supported: it runs with write access and secrets while building the pull request's code, which lets any fork run code with your registry and Dagster+ credentials; trigger the workflow on pull_request instead (supported: " + Supported + ")")
+	default:
+		err = fmt.Errorf("event %q is not supported; trigger the workflow on %s", eventName, Supported)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	// The commit's own metadata comes from the checkout when it has the commit,
+	// else the payload's values stay.
+	if gitLog != nil && workspace != "" && c.Commit.SHA != "" {
+		if gc, err := gitLog(workspace, c.Commit.SHA); err == nil {
+			avatar := c.Commit.AvatarURL
+			c.Commit = gc
+			c.Commit.AvatarURL = avatar
+		}
+	}
+	return c, nil
+}
+
+func (c *Context) fromPullRequest(ev *event) error {
+	pr := ev.PullRequest
+	if pr == nil {
+		return errors.New("the pull_request event payload has no pull_request object")
+	}
+	c.Action = ev.Action
+	switch ev.Action {
+	case "opened", "synchronize", "reopened", "ready_for_review":
+		c.Mode, c.PullRequestStatus = ModeBranch, StatusOpen
+	case "closed":
+		c.Mode, c.PullRequestStatus = ModeClose, StatusClosed
+		if pr.Merged {
+			c.PullRequestStatus = StatusMerged
+		}
+	default:
+		return fmt.Errorf("pull_request action %q is not handled; list only `types: [opened, synchronize, reopened, closed]` under `on.pull_request` in the workflow", ev.Action)
+	}
+	if pr.Head.Ref == "" || pr.Head.SHA == "" {
+		return errors.New("the pull_request payload has no head.ref or head.sha")
+	}
+	c.Branch = pr.Head.Ref
+	c.PullRequestNumber = pr.Number
+	if c.PullRequestNumber == 0 {
+		c.PullRequestNumber = ev.Number
+	}
+	c.PullRequestURL = pr.HTMLURL
+	updated, _ := time.Parse(time.RFC3339, pr.UpdatedAt)
+	// head.sha, never GITHUB_SHA: that is the merge commit of refs/pull/N/merge.
+	c.Commit = Commit{
+		SHA:        pr.Head.SHA,
+		Timestamp:  updated,
+		Message:    pr.Title,
+		AuthorName: pr.User.Login,
+		AvatarURL:  pr.User.AvatarURL,
+	}
+	return nil
+}
+
+func (c *Context) fromPush(ev *event, getenv func(string) string) error {
+	ref := ev.Ref
+	if ref == "" {
+		ref = getenv("GITHUB_REF")
+	}
+	switch {
+	case strings.HasPrefix(ref, "refs/tags/"):
+		return fmt.Errorf("push of tag %s is not supported; deploys run on %s", strings.TrimPrefix(ref, "refs/tags/"), Supported)
+	case ev.Deleted:
+		return fmt.Errorf("push that deleted %s is not supported; deploys run on %s", ref, Supported)
+	}
+	branch := strings.TrimPrefix(ref, "refs/heads/")
+	if def := ev.Repository.DefaultBranch; def != "" && branch != def {
+		return fmt.Errorf("push to branch %q is not supported: only a push to the default branch %q deploys (to the input `deployment`); pull requests get branch deployments. Supported: %s", branch, def, Supported)
+	}
+	c.Mode = ModeFull
+	c.Branch = branch
+	sha := orDefault(ev.After, getenv("GITHUB_SHA"))
+	c.Commit = Commit{SHA: sha, AvatarURL: ev.Sender.AvatarURL, AuthorName: ev.Sender.Login}
+	if hc := ev.HeadCommit; hc != nil {
+		ts, _ := time.Parse(time.RFC3339, hc.Timestamp)
+		c.Commit.Timestamp = ts
+		c.Commit.Message = hc.Message
+		c.Commit.AuthorName = orDefault(hc.Author.Name, c.Commit.AuthorName)
+		c.Commit.AuthorEmail = hc.Author.Email
+	}
+	return nil
+}
+
+// Title is the first line of the commit message.
+func (c Commit) Title() string {
+	t, _, _ := strings.Cut(c.Message, "\n")
+	return t
+}
+
+// Short is the commit SHA cut to n characters.
+func (c Commit) Short(n int) string {
+	if len(c.SHA) <= n {
+		return c.SHA
+	}
+	return c.SHA[:n]
+}
+
+// PullRequestID is the pull request number as the API's string, or "".
+func (c *Context) PullRequestID() string {
+	if c.PullRequestNumber == 0 {
+		return ""
+	}
+	return strconv.Itoa(c.PullRequestNumber)
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// event is the part of the webhook payloads the action reads.
+type event struct {
+	Action      string `json:"action"`
+	Number      int    `json:"number"`
+	Ref         string `json:"ref"`
+	After       string `json:"after"`
+	Deleted     bool   `json:"deleted"`
+	PullRequest *struct {
+		Number    int    `json:"number"`
+		HTMLURL   string `json:"html_url"`
+		Title     string `json:"title"`
+		UpdatedAt string `json:"updated_at"`
+		Merged    bool   `json:"merged"`
+		User      user   `json:"user"`
+		Head      struct {
+			Ref string `json:"ref"`
+			SHA string `json:"sha"`
+		} `json:"head"`
+	} `json:"pull_request"`
+	HeadCommit *struct {
+		Message   string `json:"message"`
+		Timestamp string `json:"timestamp"`
+		Author    struct {
+			Name  string `json:"name"`
+			Email string `json:"email"`
+		} `json:"author"`
+	} `json:"head_commit"`
+	Repository struct {
+		FullName      string `json:"full_name"`
+		DefaultBranch string `json:"default_branch"`
+	} `json:"repository"`
+	Sender user `json:"sender"`
+}
+
+type user struct {
+	Login     string `json:"login"`
+	AvatarURL string `json:"avatar_url"`
+}

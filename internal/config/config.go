@@ -1,0 +1,389 @@
+// Package config reads and validates dagster_cloud.yaml and turns its
+// locations into the location documents the Dagster+ API takes.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Error is a problem in dagster_cloud.yaml at a position.
+type Error struct {
+	File string
+	Line int // 0 when the problem is the file as a whole
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// Errors are all the problems found in one file.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// Build is a location's build section.
+type Build struct {
+	Directory string // relative to the project directory; "." by default
+	Registry  string // image repository without a tag
+}
+
+// Location is one entry of `locations:`.
+type Location struct {
+	Name  string
+	Line  int   // line of the entry in the file
+	Build Build // with defaults.build applied
+	// NeedsBuild is false only for an entry that names a prebuilt `image`
+	// and has no `build` section: it is deployed as it is.
+	NeedsBuild bool
+	Image      string // the entry's own `image`, if any
+	raw        map[string]any
+}
+
+// File is a parsed dagster_cloud.yaml.
+type File struct {
+	Path      string
+	Locations []Location
+}
+
+// Known keys (dagster-cloud-cli config/models.py; unknown keys are errors).
+var (
+	topKeys        = []string{"defaults", "locations"}
+	defaultsKeys   = []string{"build", "working_directory", "image", "executable_path", "container_context", "agent_queue"}
+	locationKeys   = []string{"location_name", "code_source", "build", "working_directory", "image", "executable_path", "attribute", "container_context", "agent_queue"}
+	buildKeys      = []string{"directory", "registry"}
+	codeSourceKeys = []string{"package_name", "module_name", "python_file", "autoload_defs_module_name"}
+)
+
+// Load reads and validates path. Every problem found is reported, each with
+// its file:line.
+func Load(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, &Error{File: path, Msg: "file not found; set the input project_dir (and dagster_cloud_yaml_path if the file has another name) to where dagster_cloud.yaml is, and check out the repository first (actions/checkout)"}
+		}
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return Parse(path, data)
+}
+
+// Parse validates data as the contents of the file named path.
+func Parse(path string, data []byte) (*File, error) {
+	v := validator{file: path}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &Error{File: path, Msg: "the file is empty; it needs a `locations:` list"}
+		}
+		line, msg := yamlErrorLine(err)
+		return nil, &Error{File: path, Line: line, Msg: "invalid YAML: " + msg}
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, &Error{File: path, Line: root.Line, Msg: "the top level must be a mapping with a `locations:` list"}
+	}
+	v.keys(root, "the top level", topKeys)
+
+	var defaultBuild Build
+	if d := lookup(root, "defaults"); d != nil {
+		if v.mapping(d, "defaults") {
+			v.keys(d, "defaults", defaultsKeys)
+			if b := lookup(d, "build"); b != nil {
+				defaultBuild = v.build(b, "defaults.build")
+			}
+		}
+	}
+
+	f := &File{Path: path}
+	locs := lookup(root, "locations")
+	switch {
+	case locs == nil:
+		v.add(root.Line, "missing required key `locations` (a list of code locations)")
+	case locs.Kind != yaml.SequenceNode:
+		v.add(locs.Line, "`locations` must be a list of code locations")
+	case len(locs.Content) == 0:
+		v.add(locs.Line, "`locations` is empty; add at least one code location")
+	default:
+		seen := map[string]int{}
+		for _, n := range locs.Content {
+			loc, ok := v.location(n, defaultBuild)
+			if !ok {
+				continue
+			}
+			if first, dup := seen[loc.Name]; dup {
+				v.add(n.Line, fmt.Sprintf("duplicate location name %q (first defined at line %d)", loc.Name, first))
+				continue
+			}
+			seen[loc.Name] = n.Line
+			f.Locations = append(f.Locations, loc)
+		}
+	}
+	if len(v.errs) > 0 {
+		return nil, v.errs
+	}
+	return f, nil
+}
+
+type validator struct {
+	file string
+	errs Errors
+}
+
+func (v *validator) add(line int, msg string) {
+	v.errs = append(v.errs, &Error{File: v.file, Line: line, Msg: msg})
+}
+
+func (v *validator) mapping(n *yaml.Node, what string) bool {
+	if n.Kind != yaml.MappingNode {
+		v.add(n.Line, fmt.Sprintf("`%s` must be a mapping", what))
+		return false
+	}
+	return true
+}
+
+func (v *validator) keys(n *yaml.Node, where string, allowed []string) {
+	for i := 0; i < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if !slices.Contains(allowed, k.Value) {
+			v.add(k.Line, fmt.Sprintf("unknown key %q in %s (allowed: %s)", k.Value, where, strings.Join(allowed, ", ")))
+		}
+	}
+}
+
+func (v *validator) str(n *yaml.Node, what string) (string, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		v.add(n.Line, fmt.Sprintf("`%s` must be a string", what))
+		return "", false
+	}
+	return n.Value, true
+}
+
+func (v *validator) build(n *yaml.Node, where string) Build {
+	var b Build
+	if !v.mapping(n, where) {
+		return b
+	}
+	v.keys(n, where, buildKeys)
+	if d := lookup(n, "directory"); d != nil {
+		b.Directory, _ = v.str(d, where+".directory")
+	}
+	if r := lookup(n, "registry"); r != nil {
+		if s, ok := v.str(r, where+".registry"); ok {
+			if strings.Contains(s[strings.LastIndex(s, "/")+1:], ":") || strings.Contains(s, "@") {
+				v.add(r.Line, fmt.Sprintf("`%s` %q must be an image repository without a tag or digest (the action adds the tag)", where+".registry", s))
+			} else {
+				b.Registry = s
+			}
+		}
+	}
+	return b
+}
+
+func (v *validator) location(n *yaml.Node, defaultBuild Build) (Location, bool) {
+	loc := Location{Line: n.Line, NeedsBuild: true}
+	if !v.mapping(n, "locations[]") {
+		return loc, false
+	}
+	before := len(v.errs)
+	nameNode := lookup(n, "location_name")
+	where := "location"
+	if nameNode == nil {
+		v.add(n.Line, "location is missing the required key `location_name`")
+	} else if s, ok := v.str(nameNode, "location_name"); ok {
+		if s == "" {
+			v.add(nameNode.Line, "`location_name` must not be empty")
+		}
+		loc.Name, where = s, fmt.Sprintf("location %q", s)
+	}
+	v.keys(n, where, locationKeys)
+
+	cs := lookup(n, "code_source")
+	if cs == nil {
+		v.add(n.Line, fmt.Sprintf("%s has no `code_source`; set exactly one of %s", where, strings.Join(codeSourceKeys, ", ")))
+	} else if v.mapping(cs, where+" code_source") {
+		v.keys(cs, where+" code_source", codeSourceKeys)
+		var set []string
+		for _, k := range codeSourceKeys {
+			if c := lookup(cs, k); c != nil {
+				if s, ok := v.str(c, "code_source."+k); ok && s != "" {
+					set = append(set, k)
+				}
+			}
+		}
+		switch len(set) {
+		case 0:
+			v.add(cs.Line, fmt.Sprintf("%s: code_source needs exactly one of %s", where, strings.Join(codeSourceKeys, ", ")))
+		case 1:
+		default:
+			v.add(cs.Line, fmt.Sprintf("%s: code_source sets %s; only one of them may be defined", where, strings.Join(set, " and ")))
+		}
+	}
+	for _, k := range []string{"working_directory", "image", "executable_path", "attribute", "agent_queue"} {
+		if s := lookup(n, k); s != nil {
+			val, _ := v.str(s, k)
+			if k == "image" {
+				loc.Image = val
+			}
+		}
+	}
+	if cc := lookup(n, "container_context"); cc != nil {
+		v.mapping(cc, where+" container_context")
+	}
+
+	loc.Build = defaultBuild
+	b := lookup(n, "build")
+	if b != nil {
+		own := v.build(b, where+" build")
+		if own.Directory != "" {
+			loc.Build.Directory = own.Directory
+		}
+		if own.Registry != "" {
+			loc.Build.Registry = own.Registry
+		}
+	}
+	if b == nil && loc.Image != "" {
+		loc.NeedsBuild = false
+	}
+	if loc.Build.Directory == "" {
+		loc.Build.Directory = "."
+	}
+	if loc.NeedsBuild && loc.Build.Registry == "" && len(v.errs) == before {
+		line := n.Line
+		if b != nil {
+			line = b.Line
+		}
+		v.add(line, fmt.Sprintf("%s has no `build.registry`; set it to the image repository to push to (for example `registry: 123456789012.dkr.ecr.us-east-1.amazonaws.com/my-app` or `docker.io/acme/my-app`), or in `defaults.build.registry`", where))
+	}
+	if len(v.errs) > before {
+		return loc, false
+	}
+	if err := n.Decode(&loc.raw); err != nil {
+		v.add(n.Line, err.Error())
+		return loc, false
+	}
+	return loc, true
+}
+
+func lookup(m *yaml.Node, key string) *yaml.Node {
+	if m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// yamlErrorLine splits a yaml.v3 syntax error ("yaml: line 3: did not
+// find ...") into its line number and message.
+func yamlErrorLine(err error) (int, string) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	var line int
+	if _, scanErr := fmt.Sscanf(msg, "line %d:", &line); scanErr == nil {
+		_, msg, _ = strings.Cut(msg, ": ")
+	}
+	return line, msg
+}
+
+// Select returns the locations named in names, in the file's order, or all
+// of them when names is empty. An unknown name is an error that lists the
+// names the file has.
+func (f *File) Select(names []string) ([]Location, error) {
+	if len(names) == 0 {
+		return f.Locations, nil
+	}
+	var have []string
+	for _, l := range f.Locations {
+		have = append(have, l.Name)
+	}
+	var unknown []string
+	for _, n := range names {
+		if !slices.Contains(have, n) {
+			unknown = append(unknown, n)
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, &Error{File: f.Path, Msg: fmt.Sprintf("unknown location name(s) %s: the file defines %s (check the input location_names)",
+			quoteAll(unknown), strings.Join(have, ", "))}
+	}
+	var out []Location
+	for _, l := range f.Locations {
+		if slices.Contains(names, l.Name) {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// ContextDir is the location's build context: build.directory relative to
+// the project directory.
+func (l Location) ContextDir(projectDir string) string {
+	if filepath.IsAbs(l.Build.Directory) {
+		return l.Build.Directory
+	}
+	return filepath.Join(projectDir, l.Build.Directory)
+}
+
+// Document is the location document for the Dagster+ API: the file's entry
+// without `build`, with `image` and `git` set (dagster-api.md §3.1).
+func (l Location) Document(image, commitHash, gitURL string) map[string]any {
+	doc := make(map[string]any, len(l.raw)+2)
+	for k, v := range l.raw {
+		doc[k] = v
+	}
+	delete(doc, "build")
+	if image != "" {
+		doc["image"] = image
+	}
+	git := map[string]any{}
+	if commitHash != "" {
+		git["commit_hash"] = commitHash
+	}
+	if gitURL != "" {
+		git["url"] = gitURL
+	}
+	doc["git"] = git
+	return doc
+}
+
+func quoteAll(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}
+
+// SplitList splits an input of names separated by commas or newlines,
+// dropping blanks.
+func SplitList(s string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

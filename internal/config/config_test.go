@@ -1,0 +1,205 @@
+package config
+
+import (
+	"errors"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		yaml string
+		want []string // each must appear in the error, in order of lines
+	}{
+		{"empty", "", []string{"f.yaml: the file is empty"}},
+		{"bad yaml", "locations:\n  - location_name: a\n    code_source: {package_name: a\n", []string{"f.yaml:2: invalid YAML: did not find expected"}},
+		{"not a mapping", "- a\n", []string{"f.yaml:1: the top level must be a mapping"}},
+		{"no locations", "defaults: {}\n", []string{"f.yaml:1: missing required key `locations`"}},
+		{"unknown top key", "location:\n  - location_name: a\n", []string{`f.yaml:1: unknown key "location" in the top level`, "missing required key `locations`"}},
+		{"unknown location key", `locations:
+  - location_name: a
+    code_source: {package_name: a}
+    build: {registry: r.example/a}
+    bulid: {}
+`, []string{`f.yaml:5: unknown key "bulid" in location "a"`}},
+		{"duplicate names", `locations:
+  - location_name: a
+    code_source: {package_name: a}
+    build: {registry: r.example/a}
+  - location_name: a
+    code_source: {package_name: b}
+    build: {registry: r.example/a}
+`, []string{`f.yaml:5: duplicate location name "a" (first defined at line 2)`}},
+		{"two code sources", `locations:
+  - location_name: a
+    code_source:
+      package_name: a
+      python_file: a.py
+    build: {registry: r.example/a}
+`, []string{"f.yaml:4: location \"a\": code_source sets package_name and python_file"}},
+		{"no code source", `locations:
+  - location_name: a
+    build: {registry: r.example/a}
+`, []string{"f.yaml:2: location \"a\" has no `code_source`"}},
+		{"empty code source", `locations:
+  - location_name: a
+    code_source: {}
+    build: {registry: r.example/a}
+`, []string{"f.yaml:3: location \"a\": code_source needs exactly one of"}},
+		{"missing registry", `locations:
+  - location_name: a
+    code_source: {package_name: a}
+    build:
+      directory: ./a
+`, []string{"f.yaml:5: location \"a\" has no `build.registry`"}},
+		{"registry with tag", `locations:
+  - location_name: a
+    code_source: {package_name: a}
+    build: {registry: "r.example:5000/a:latest"}
+`, []string{"f.yaml:4: `location \"a\" build.registry` \"r.example:5000/a:latest\" must be an image repository without a tag"}},
+		{"missing name", `locations:
+  - code_source: {package_name: a}
+    build: {registry: r.example/a}
+`, []string{"f.yaml:2: location is missing the required key `location_name`"}},
+		{"unknown build key", `locations:
+  - location_name: a
+    code_source: {package_name: a}
+    build: {registry: r.example/a, dockerfile: x}
+`, []string{`f.yaml:4: unknown key "dockerfile" in location "a" build`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Parse("f.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			got := err.Error()
+			for _, w := range tc.want {
+				i := strings.Index(got, w)
+				if i < 0 {
+					t.Fatalf("error %q does not contain %q", got, w)
+				}
+				got = got[i+len(w):]
+			}
+		})
+	}
+}
+
+const twoLocations = `defaults:
+  build:
+    registry: 127.0.0.1:5000/shared
+locations:
+  - location_name: etl
+    code_source:
+      package_name: etl.definitions
+    working_directory: ./src/
+    build:
+      directory: ./etl
+      registry: 127.0.0.1:5000/etl
+    container_context:
+      k8s:
+        env_vars: [A=1]
+  - location_name: ml
+    code_source:
+      module_name: ml.defs
+  - location_name: prebuilt
+    code_source:
+      python_file: defs.py
+    image: ghcr.io/acme/prebuilt:1.0
+`
+
+func TestParseAndDocument(t *testing.T) {
+	t.Parallel()
+	f, err := Parse("dagster_cloud.yaml", []byte(twoLocations))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Locations) != 3 {
+		t.Fatalf("got %d locations", len(f.Locations))
+	}
+	etl, ml, pre := f.Locations[0], f.Locations[1], f.Locations[2]
+	if etl.Build != (Build{Directory: "./etl", Registry: "127.0.0.1:5000/etl"}) || etl.Line != 5 || !etl.NeedsBuild {
+		t.Errorf("etl = %+v", etl)
+	}
+	if ml.Build != (Build{Directory: ".", Registry: "127.0.0.1:5000/shared"}) || !ml.NeedsBuild {
+		t.Errorf("ml does not take defaults.build: %+v", ml.Build)
+	}
+	if pre.NeedsBuild || pre.Image != "ghcr.io/acme/prebuilt:1.0" {
+		t.Errorf("prebuilt = %+v", pre)
+	}
+	if got := etl.ContextDir("/ws/proj"); got != filepath.Join("/ws/proj", "etl") {
+		t.Errorf("context dir = %q", got)
+	}
+
+	doc := etl.Document("127.0.0.1:5000/etl:abc", "abc123", "https://github.com/o/r/tree/abc123")
+	want := map[string]any{
+		"location_name":     "etl",
+		"code_source":       map[string]any{"package_name": "etl.definitions"},
+		"working_directory": "./src/",
+		"container_context": map[string]any{"k8s": map[string]any{"env_vars": []any{"A=1"}}},
+		"image":             "127.0.0.1:5000/etl:abc",
+		"git":               map[string]any{"commit_hash": "abc123", "url": "https://github.com/o/r/tree/abc123"},
+	}
+	if !reflect.DeepEqual(doc, want) {
+		t.Errorf("document =\n%#v\nwant\n%#v", doc, want)
+	}
+	if _, ok := etl.Document("x", "", "")["build"]; ok {
+		t.Error("document has a build key")
+	}
+	// The prebuilt location keeps its own image when none is given.
+	if got := pre.Document("", "abc", "")["image"]; got != "ghcr.io/acme/prebuilt:1.0" {
+		t.Errorf("prebuilt image = %v", got)
+	}
+}
+
+func TestSelect(t *testing.T) {
+	t.Parallel()
+	f, err := Parse("dagster_cloud.yaml", []byte(twoLocations))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.Select([]string{"ml", "etl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Name != "etl" || got[1].Name != "ml" {
+		t.Errorf("selected %v", got)
+	}
+	all, _ := f.Select(nil)
+	if len(all) != 3 {
+		t.Errorf("empty selection gave %d", len(all))
+	}
+	_, err = f.Select([]string{"etl", "nope"})
+	var ce *Error
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), `"nope"`) || !strings.Contains(err.Error(), "etl, ml, prebuilt") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestSplitList(t *testing.T) {
+	t.Parallel()
+	tests := map[string][]string{
+		"":                nil,
+		"a":               {"a"},
+		"a, b,,c":         {"a", "b", "c"},
+		"a\n b \r\n\nc\n": {"a", "b", "c"},
+	}
+	for in, want := range tests {
+		if got := SplitList(in); !reflect.DeepEqual(got, want) {
+			t.Errorf("SplitList(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	t.Parallel()
+	_, err := Load(filepath.Join(t.TempDir(), "dagster_cloud.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "project_dir") {
+		t.Fatalf("err = %v", err)
+	}
+}

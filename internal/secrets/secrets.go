@@ -1,0 +1,70 @@
+// Package secrets keeps the run's secret values so that they can be masked
+// in the Actions log and scrubbed from everything the action writes
+// elsewhere (the PR comment, the job summary, outputs and errors), which the
+// runner's log masking does not cover.
+package secrets
+
+import (
+	"encoding/base64"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Set is a set of secret values. The zero value is ready to use.
+type Set struct {
+	mu     sync.Mutex
+	values []string
+	onAdd  func(string)
+}
+
+// New returns a Set that calls onAdd (for example the Actions `add-mask`
+// command) once for every new value.
+func New(onAdd func(string)) *Set { return &Set{onAdd: onAdd} }
+
+// Add records secret values. Empty and very short values are ignored: masking
+// "a" would garble every log line. A value's base64 forms are recorded too,
+// since registry auth travels base64-encoded.
+func (s *Set) Add(values ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range values {
+		v = strings.TrimSpace(v)
+		if len(v) < 4 {
+			continue
+		}
+		for _, form := range []string{v, base64.StdEncoding.EncodeToString([]byte(v)), base64.URLEncoding.EncodeToString([]byte(v))} {
+			if s.has(form) {
+				continue
+			}
+			s.values = append(s.values, form)
+			if s.onAdd != nil {
+				s.onAdd(form)
+			}
+		}
+	}
+	// Longest first, so that a secret containing another is scrubbed whole.
+	sort.Slice(s.values, func(i, j int) bool { return len(s.values[i]) > len(s.values[j]) })
+}
+
+func (s *Set) has(v string) bool {
+	for _, x := range s.values {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Redact replaces every secret value in text with ***.
+func (s *Set) Redact(text string) string {
+	if s == nil {
+		return text
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range s.values {
+		text = strings.ReplaceAll(text, v, "***")
+	}
+	return text
+}
