@@ -115,7 +115,7 @@ type pipeline struct {
 }
 
 func (p *pipeline) logf(format string, args ...any) {
-	p.env.Actions.Infof("%s\n", p.sec.Redact(fmt.Sprintf(format, args...)))
+	p.env.Actions.Infof("%s", p.sec.Redact(fmt.Sprintf(format, args...)))
 }
 
 func (p *pipeline) run(ctx context.Context) error {

@@ -2,6 +2,7 @@ package action
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -130,20 +131,21 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 	}
 
 	var failed []string
+	var errs []error
 	for _, l := range toBuild {
 		digest, err := p.buildOne(ctx, docker, l, images[l.Name], auths)
 		if err != nil {
-			msg := p.sec.Redact(err.Error())
-			p.rep.Set(l.Name, report.Failed, msg)
-			p.env.Actions.Errorf("location %s: %s", l.Name, msg)
+			p.rep.Set(l.Name, report.Failed, p.sec.Redact(err.Error()))
 			failed = append(failed, l.Name)
+			errs = append(errs, fmt.Errorf("location %s: %w", l.Name, err))
 			continue
 		}
 		p.rep.Location(l.Name).Digest = digest
 		p.rep.Set(l.Name, report.Building, "")
 	}
 	if len(failed) > 0 {
-		return nil, fmt.Errorf("could not build and push code location(s) %s, so nothing was deployed; the log group of each location shows the failing step", strings.Join(failed, ", "))
+		return nil, fmt.Errorf("could not build and push code location(s) %s, so nothing was deployed (the log group of each location shows its build output):\n%w",
+			strings.Join(failed, ", "), errors.Join(errs...))
 	}
 	return images, nil
 }

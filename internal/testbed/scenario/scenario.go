@@ -1,0 +1,312 @@
+// Package scenario sets up the stand-ins a run of the action talks to — a
+// real docker-registry with htpasswd auth, the Dagster+ emulator and the
+// GitHub emulator — plus a git workspace holding an example project, and
+// runs the built binary the way the runner runs a Docker action. The
+// end-to-end tests and the local demo share it.
+package scenario
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/dagsteremu"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/githubemu"
+)
+
+// Credentials the stand-ins accept.
+const (
+	DagsterToken     = "dagster-agent-token-0123456789"
+	GitHubToken      = "ghs_emulatedInstallationToken0123"
+	RegistryUser     = "ci-pusher"
+	RegistryPassword = "registry-Pa55word-0123"
+	Organization     = "acme"
+)
+
+// Scenario is one workspace and its stand-ins.
+type Scenario struct {
+	Dir        string // scratch directory
+	Workspace  string // git checkout with the example project (GITHUB_WORKSPACE)
+	HeadSHA    string // the workspace's commit
+	Registry   *testbed.Registry
+	Dagster    *dagsteremu.Server
+	DagsterURL string
+	GitHub     *githubemu.Server
+	GitHubURL  string // GITHUB_API_URL
+	RepoRoot   string
+
+	closers []func()
+	events  int
+}
+
+// New copies testdata/projects/<project> into a git workspace under dir and
+// starts the stand-ins.
+func New(ctx context.Context, dir, project string) (*Scenario, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	s := &Scenario{Dir: dir, Workspace: filepath.Join(dir, "workspace"), RepoRoot: root}
+	reg, err := testbed.StartRegistry(ctx, filepath.Join(dir, "registry"), RegistryUser, RegistryPassword)
+	if err != nil {
+		return nil, err
+	}
+	s.Registry = reg
+	s.closers = append(s.closers, func() { _ = reg.Close() })
+
+	s.Dagster = dagsteremu.New(dagsteremu.WithTokens(DagsterToken), dagsteremu.WithOrganization(Organization))
+	dsrv := httptest.NewServer(s.Dagster)
+	s.DagsterURL = dsrv.URL
+	s.GitHub = githubemu.New(GitHubToken, "github-actions[bot]")
+	gsrv := httptest.NewServer(s.GitHub)
+	s.GitHubURL = githubemu.URL(gsrv.URL)
+	s.closers = append(s.closers, dsrv.Close, gsrv.Close)
+
+	if err := copyProject(filepath.Join(root, "testdata", "projects", project), s.Workspace, map[string]string{"{{REGISTRY}}": reg.Addr}); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.HeadSHA, err = gitCommit(s.Workspace, "Add quickstart code locations"); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close stops the stand-ins.
+func (s *Scenario) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+// RepoRoot finds the module root from the working directory.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("scenario: go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+func copyProject(src, dst string, replace map[string]string) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for k, v := range replace {
+			data = bytes.ReplaceAll(data, []byte(k), []byte(v))
+		}
+		return os.WriteFile(target, data, 0o644)
+	})
+}
+
+func git(dir string, args ...string) (string, error) {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=Jane Doe", "GIT_AUTHOR_EMAIL=jane@example.com",
+		"GIT_COMMITTER_NAME=Jane Doe", "GIT_COMMITTER_EMAIL=jane@example.com")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("git %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+func gitCommit(dir, msg string) (string, error) {
+	if _, err := git(dir, "init", "-q", "-b", "changes"); err != nil {
+		return "", err
+	}
+	if _, err := git(dir, "add", "-A"); err != nil {
+		return "", err
+	}
+	if _, err := git(dir, "commit", "-q", "-m", msg); err != nil {
+		return "", err
+	}
+	return git(dir, "rev-parse", "HEAD")
+}
+
+// Commit adds an empty commit to the workspace (a new push to the PR).
+func (s *Scenario) Commit(msg string) error {
+	if _, err := git(s.Workspace, "commit", "-q", "--allow-empty", "-m", msg); err != nil {
+		return err
+	}
+	sha, err := git(s.Workspace, "rev-parse", "HEAD")
+	s.HeadSHA = sha
+	return err
+}
+
+// Event writes testdata/events/<name> with its head commit replaced by the
+// workspace's, and returns its path. edit may change the payload further.
+func (s *Scenario) Event(name string, edit func(map[string]any)) (string, error) {
+	raw, err := os.ReadFile(filepath.Join(s.RepoRoot, "testdata", "events", name))
+	if err != nil {
+		return "", err
+	}
+	var ev map[string]any
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return "", fmt.Errorf("%s: %w", name, err)
+	}
+	if pr, ok := ev["pull_request"].(map[string]any); ok {
+		pr["head"].(map[string]any)["sha"] = s.HeadSHA
+	}
+	if _, ok := ev["after"]; ok {
+		ev["after"] = s.HeadSHA
+	}
+	if edit != nil {
+		edit(ev)
+	}
+	out, err := json.MarshalIndent(ev, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	s.events++
+	path := filepath.Join(s.Dir, fmt.Sprintf("event-%d.json", s.events))
+	return path, os.WriteFile(path, out, 0o644)
+}
+
+// Result is what a run of the binary left.
+type Result struct {
+	ExitCode int
+	Stdout   string
+	Stderr   string
+	Outputs  map[string]string
+	Summary  string
+}
+
+// Run runs binary as the runner runs a Docker action: no arguments, the
+// GITHUB_* and INPUT_* environment, and file commands in fresh files.
+// inputs are action inputs by name (e.g. "organization_id").
+func (s *Scenario) Run(ctx context.Context, binary, eventName, eventPath string, inputs map[string]string) (*Result, error) {
+	s.events++
+	files := filepath.Join(s.Dir, fmt.Sprintf("file_commands-%d", s.events))
+	if err := os.MkdirAll(files, 0o755); err != nil {
+		return nil, err
+	}
+	outputFile, summaryFile := filepath.Join(files, "output"), filepath.Join(files, "step_summary")
+	for _, f := range []string{outputFile, summaryFile} {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	dockerConfig := filepath.Join(s.Dir, "docker-config")
+	if err := os.MkdirAll(dockerConfig, 0o700); err != nil {
+		return nil, err
+	}
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + s.Dir,
+		"DOCKER_HOST=" + os.Getenv("DOCKER_HOST"),
+		"DOCKER_CONFIG=" + dockerConfig,
+		"CI=true",
+		"GITHUB_ACTIONS=true",
+		"GITHUB_EVENT_NAME=" + eventName,
+		"GITHUB_EVENT_PATH=" + eventPath,
+		"GITHUB_WORKSPACE=" + s.Workspace,
+		"GITHUB_OUTPUT=" + outputFile,
+		"GITHUB_STEP_SUMMARY=" + summaryFile,
+		"GITHUB_REPOSITORY=Codertocat/Hello-World",
+		"GITHUB_SERVER_URL=https://github.com",
+		"GITHUB_API_URL=" + s.GitHubURL,
+		"GITHUB_SHA=0000000000000000000000000000000000000000",
+		"GITHUB_REF=refs/pull/2/merge",
+		"GITHUB_RUN_ID=" + fmt.Sprint(1000+s.events),
+		"GITHUB_RUN_ATTEMPT=1",
+		"GITHUB_ACTOR=Codertocat",
+	}
+	defaults := map[string]string{
+		"organization_id":         Organization,
+		"dagster_cloud_api_token": DagsterToken,
+		"dagster_cloud_url":       s.DagsterURL,
+		"registry_username":       RegistryUser,
+		"registry_password":       RegistryPassword,
+		"github_token":            GitHubToken,
+		"location_load_timeout":   "60",
+	}
+	for k, v := range inputs {
+		defaults[k] = v
+	}
+	for k, v := range defaults {
+		env = append(env, "INPUT_"+strings.ToUpper(k)+"="+v)
+	}
+	cmd := exec.CommandContext(ctx, binary)
+	cmd.Dir = s.Workspace
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	res := &Result{Stdout: stdout.String(), Stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		res.ExitCode = ee.ExitCode()
+	case err != nil:
+		return nil, err
+	}
+	summary, err := os.ReadFile(summaryFile)
+	if err != nil {
+		return nil, err
+	}
+	res.Summary = string(summary)
+	if res.Outputs, err = ParseOutputs(outputFile); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// ParseOutputs reads a GITHUB_OUTPUT file: name=value lines and
+// name<<DELIMITER heredocs.
+func ParseOutputs(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if name, delim, ok := strings.Cut(line, "<<"); ok {
+			var val []string
+			for sc.Scan() && sc.Text() != delim {
+				val = append(val, sc.Text())
+			}
+			out[name] = strings.Join(val, "\n")
+			continue
+		}
+		if name, val, ok := strings.Cut(line, "="); ok {
+			out[name] = val
+		}
+	}
+	return out, sc.Err()
+}
