@@ -73,13 +73,29 @@ func runAction(t *testing.T, ctx context.Context, s *scenario.Scenario, eventNam
 		t.Fatal(err)
 	}
 	t.Logf("%s run exited %d\n--- stdout ---\n%s\n--- stderr ---\n%s", eventFile, res.ExitCode, res.Stdout, res.Stderr)
-	assertNoSecrets(t, s, res)
+	secrets := map[string]string{
+		"dagster_cloud_api_token": scenario.DagsterToken,
+		"registry_password":       scenario.RegistryPassword,
+		"github_token":            scenario.GitHubToken,
+	}
+	for k, v := range inputs {
+		if _, ok := secrets[k]; ok {
+			secrets[k] = v
+		}
+	}
+	var values []string
+	for _, v := range secrets {
+		if v != "" {
+			values = append(values, v)
+		}
+	}
+	assertNoSecrets(t, s, res, values)
 	return res
 }
 
 // assertNoSecrets checks that no secret appears anywhere but in the
-// add-mask commands that hide them.
-func assertNoSecrets(t *testing.T, s *scenario.Scenario, res *scenario.Result) {
+// add-mask commands that hide them, and that each was masked.
+func assertNoSecrets(t *testing.T, s *scenario.Scenario, res *scenario.Result, secrets []string) {
 	t.Helper()
 	var visible []string
 	for _, line := range strings.Split(res.Stdout, "\n") {
@@ -100,13 +116,13 @@ func assertNoSecrets(t *testing.T, s *scenario.Scenario, res *scenario.Result) {
 		"comments": strings.Join(comments, "\n"),
 	}
 	for where, text := range places {
-		for _, secret := range []string{scenario.DagsterToken, scenario.RegistryPassword, scenario.GitHubToken} {
+		for _, secret := range secrets {
 			if strings.Contains(text, secret) {
 				t.Errorf("secret %.6s… appears in %s", secret, where)
 			}
 		}
 	}
-	for _, secret := range []string{scenario.DagsterToken, scenario.RegistryPassword, scenario.GitHubToken} {
+	for _, secret := range secrets {
 		if !strings.Contains(res.Stdout, "::add-mask::"+secret) {
 			t.Errorf("secret %.6s… was not masked", secret)
 		}
