@@ -1,0 +1,161 @@
+package action
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+func getter(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestReadInputs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		inputs  map[string]string
+		env     map[string]string
+		check   func(t *testing.T, in Inputs)
+		wantErr string
+	}{
+		{
+			name: "defaults",
+			check: func(t *testing.T, in Inputs) {
+				want := Inputs{Deployment: "prod", ProjectDir: ".", YAMLPath: "dagster_cloud.yaml", PRComment: true,
+					LocationLoadTimeout: 600 * time.Second, AgentHeartbeatTimeout: 120 * time.Second}
+				if !reflect.DeepEqual(in, want) {
+					t.Errorf("got %+v", in)
+				}
+			},
+		},
+		{
+			name:   "env fallbacks",
+			inputs: map[string]string{"organization_id": "  "},
+			env:    map[string]string{"DAGSTER_CLOUD_ORGANIZATION": "acme", "DAGSTER_CLOUD_API_TOKEN": "tok", "DAGSTER_CLOUD_URL": "https://acme.eu.dagster.cloud/", "GITHUB_TOKEN": "ghs"},
+			check: func(t *testing.T, in Inputs) {
+				if in.Organization != "acme" || in.APIToken != "tok" || in.URL != "https://acme.eu.dagster.cloud" || in.GitHubToken != "ghs" {
+					t.Errorf("got %+v", in)
+				}
+			},
+		},
+		{
+			name:   "inputs win over env",
+			inputs: map[string]string{"organization_id": "mine", "dagster_cloud_api_token": "input-tok"},
+			env:    map[string]string{"DAGSTER_CLOUD_ORGANIZATION": "acme", "DAGSTER_CLOUD_API_TOKEN": "env-tok"},
+			check: func(t *testing.T, in Inputs) {
+				if in.Organization != "mine" || in.APIToken != "input-tok" {
+					t.Errorf("got %+v", in)
+				}
+			},
+		},
+		{
+			name:   "values",
+			inputs: map[string]string{"location_names": "a,\nb", "pr_comment": "False", "location_load_timeout": "0", "agent_heartbeat_timeout": "5m", "image_tag": "v1.2.3"},
+			check: func(t *testing.T, in Inputs) {
+				if !slices.Equal(in.LocationNames, []string{"a", "b"}) || in.PRComment || in.LocationLoadTimeout != 0 || in.AgentHeartbeatTimeout != 5*time.Minute || in.ImageTag != "v1.2.3" {
+					t.Errorf("got %+v", in)
+				}
+			},
+		},
+		{name: "bad bool", inputs: map[string]string{"pr_comment": "yes please"}, wantErr: "input pr_comment"},
+		{name: "bad timeout", inputs: map[string]string{"location_load_timeout": "-3"}, wantErr: "input location_load_timeout"},
+		{name: "bad tag", inputs: map[string]string{"image_tag": "feature/x"}, wantErr: "input image_tag"},
+		{name: "half credentials", inputs: map[string]string{"registry_username": "me"}, wantErr: "registry_password"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			in, err := ReadInputs(getter(tc.inputs), getter(tc.env))
+			if tc.wantErr != "" {
+				var ie *InputError
+				if !errors.As(err, &ie) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want an InputError with %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, in)
+		})
+	}
+}
+
+func TestCheckDagster(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   Inputs
+		want string
+	}{
+		{Inputs{APIToken: "x"}, "DAGSTER_CLOUD_ORGANIZATION"},
+		{Inputs{Organization: "acme"}, "DAGSTER_CLOUD_API_TOKEN"},
+		{Inputs{URL: "http://x", APIToken: "t"}, ""},
+	} {
+		err := tc.in.CheckDagster()
+		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("CheckDagster(%+v) = %v, want %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+// TestActionYAMLMatchesInputs checks action.yml against the code: every
+// input it declares is read, and an input left empty (as when the runner's
+// default is absent) behaves as action.yml's default.
+func TestActionYAMLMatchesInputs(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "action.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		Inputs map[string]struct {
+			Description string `yaml:"description"`
+			Default     string `yaml:"default"`
+		} `yaml:"inputs"`
+		Outputs map[string]any `yaml:"outputs"`
+	}
+	if err := yaml.Unmarshal(raw, &meta); err != nil {
+		t.Fatal(err)
+	}
+	read := map[string]bool{}
+	record := func(k string) string { read[k] = true; return "" }
+	empty, err := ReadInputs(record, getter(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, in := range meta.Inputs {
+		if !read[name] {
+			t.Errorf("action.yml input %s is never read", name)
+		}
+		if in.Description == "" {
+			t.Errorf("input %s has no description", name)
+		}
+		if in.Default == "" || strings.Contains(in.Default, "${{") {
+			continue
+		}
+		withDefault, err := ReadInputs(getter(map[string]string{name: in.Default}), getter(nil))
+		if err != nil {
+			t.Errorf("action.yml default of %s (%q): %v", name, in.Default, err)
+			continue
+		}
+		if !reflect.DeepEqual(withDefault, empty) {
+			t.Errorf("input %s: its action.yml default %q gives %+v, but leaving it empty gives %+v", name, in.Default, withDefault, empty)
+		}
+	}
+	for name := range read {
+		if _, ok := meta.Inputs[name]; !ok {
+			t.Errorf("the code reads input %s, which action.yml does not declare", name)
+		}
+	}
+	for _, out := range []string{"deployment", "deployment_url", "images", "status"} {
+		if _, ok := meta.Outputs[out]; !ok {
+			t.Errorf("action.yml does not declare output %s", out)
+		}
+	}
+}
