@@ -1,0 +1,481 @@
+// Package dagster is a small client for the Dagster+ (Dagster Cloud) GraphQL
+// API: it creates or updates branch deployments, deploys code locations and
+// waits for them to load, speaking the same protocol as the dagster-cloud CLI.
+package dagster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	defaultRequestTimeout = 60 * time.Second
+	defaultPollInterval   = 3 * time.Second
+	defaultUserAgent      = "dagster-branch-deploy"
+
+	// maxRetries and the backoff follow the dagster-cloud CLI: up to three
+	// retries, sleeping 0.5*2^n seconds (1 s, 2 s, 4 s) unless the server
+	// sends Retry-After.
+	maxRetries = 3
+
+	// Maintenance defaults, used when the maintenance body omits them.
+	defaultMaintenanceTimeout  = 4 * 4 * time.Hour
+	defaultMaintenanceInterval = 30 * time.Second
+
+	maxResponseBytes = 32 << 20
+)
+
+// retryStatusCodes are the HTTP statuses retried when the body is not a
+// GraphQL response. 500 is deliberately not retried.
+var retryStatusCodes = map[int]bool{
+	http.StatusBadGateway:         true,
+	http.StatusServiceUnavailable: true,
+	http.StatusGatewayTimeout:     true,
+	http.StatusTooManyRequests:    true,
+	http.StatusConflict:           true,
+}
+
+// Client talks to one Dagster+ organization. It is safe for concurrent use.
+type Client struct {
+	baseURL        string
+	token          string
+	httpClient     *http.Client
+	logf           func(format string, args ...any)
+	sleep          func(ctx context.Context, d time.Duration) error
+	now            func() time.Time
+	pollInterval   time.Duration
+	requestTimeout time.Duration
+	userAgent      string
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient sets the HTTP client used for requests. The per-request
+// timeout (WithRequestTimeout) is applied on top of it.
+func WithHTTPClient(h *http.Client) Option {
+	return func(c *Client) {
+		if h != nil {
+			c.httpClient = h
+		}
+	}
+}
+
+// WithLogf sets the function that receives retry warnings and progress lines
+// such as "Still waiting ...". The default discards them.
+func WithLogf(logf func(format string, args ...any)) Option {
+	return func(c *Client) {
+		if logf != nil {
+			c.logf = logf
+		}
+	}
+}
+
+// WithSleep replaces the function used to wait between retries and polls.
+// Tests use it to make waiting instant (and to observe the durations).
+func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Option {
+	return func(c *Client) {
+		if sleep != nil {
+			c.sleep = sleep
+		}
+	}
+}
+
+// WithClock replaces the clock used to measure the wait and maintenance
+// timeouts. The default is time.Now, whose readings carry the monotonic
+// clock. Tests pair it with WithSleep to advance a fake clock.
+func WithClock(now func() time.Time) Option {
+	return func(c *Client) {
+		if now != nil {
+			c.now = now
+		}
+	}
+}
+
+// WithPollInterval sets how often WaitForLoad polls. The default is 3 s.
+func WithPollInterval(d time.Duration) Option {
+	return func(c *Client) {
+		if d > 0 {
+			c.pollInterval = d
+		}
+	}
+}
+
+// WithRequestTimeout sets the timeout of a single HTTP attempt. The default
+// is 60 s.
+func WithRequestTimeout(d time.Duration) Option {
+	return func(c *Client) {
+		if d > 0 {
+			c.requestTimeout = d
+		}
+	}
+}
+
+// WithUserAgent sets the User-Agent header.
+func WithUserAgent(ua string) Option {
+	return func(c *Client) {
+		if ua != "" {
+			c.userAgent = ua
+		}
+	}
+}
+
+// New returns a client for the organization at baseURL, for example
+// https://acme.dagster.cloud (a trailing slash is ignored), authenticating
+// with apiToken (an agent or user token).
+func New(baseURL, apiToken string, opts ...Option) *Client {
+	c := &Client{
+		baseURL:        strings.TrimRight(strings.TrimSpace(baseURL), "/"),
+		token:          apiToken,
+		httpClient:     http.DefaultClient,
+		logf:           func(string, ...any) {},
+		sleep:          sleepContext,
+		now:            time.Now,
+		pollInterval:   defaultPollInterval,
+		requestTimeout: defaultRequestTimeout,
+		userAgent:      defaultUserAgent,
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// OrgURL returns the default base URL of an organization,
+// https://<organization>.dagster.cloud.
+func OrgURL(organization string) string {
+	return "https://" + organization + ".dagster.cloud"
+}
+
+// DeploymentURL returns the web URL of a deployment, <base>/<deployment>.
+func (c *Client) DeploymentURL(deployment string) string {
+	return c.baseURL + "/" + deployment
+}
+
+func sleepContext(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// graphQLURL returns the endpoint for a scope: the organization when
+// deployment is empty, else the deployment.
+func (c *Client) graphQLURL(deployment string) string {
+	if deployment == "" {
+		return c.baseURL + "/graphql"
+	}
+	return c.baseURL + "/" + deployment + "/graphql"
+}
+
+// response is the envelope of a GraphQL response.
+type response struct {
+	Data        json.RawMessage   `json:"data"`
+	Errors      []json.RawMessage `json:"errors"`
+	Maintenance *maintenance      `json:"maintenance"`
+}
+
+type maintenance struct {
+	Message       string   `json:"message"`
+	Timeout       *float64 `json:"timeout"`
+	RetryInterval *float64 `json:"retry_interval"`
+}
+
+// execute runs one operation and decodes its "data" into out. deployment
+// selects the deployment scope ("" for the organization scope).
+func (c *Client) execute(ctx context.Context, deployment, operation string, vars map[string]any, out any) error {
+	query, ok := operations[operation]
+	if !ok {
+		return fmt.Errorf("unknown operation %q", operation)
+	}
+	if c.token == "" {
+		return errors.New("no Dagster+ API token configured: set the `dagster_cloud_api_token` input " +
+			"(DAGSTER_CLOUD_API_TOKEN) to an agent token or user token for the organization")
+	}
+	if vars == nil {
+		vars = map[string]any{}
+	}
+	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
+	if err != nil {
+		return fmt.Errorf("%s: encoding request: %w", operation, err)
+	}
+	endpoint := c.graphQLURL(deployment)
+	start := c.now()
+	for {
+		data, err := c.executeRetry(ctx, endpoint, deployment, operation, body, isMutation(query))
+		var m *maintenanceError
+		if errors.As(err, &m) {
+			timeout, interval := m.timeout(), m.interval()
+			if elapsed := c.now().Sub(start); elapsed > timeout {
+				return fmt.Errorf("%s: Dagster+ API at %s is still under scheduled maintenance after %s: %s",
+					operation, endpoint, elapsed.Round(time.Second), m.msg())
+			}
+			c.logf("Dagster+ is currently unavailable due to scheduled maintenance (%s). Retrying in %s...",
+				m.msg(), interval)
+			if err := c.sleep(ctx, interval); err != nil {
+				return fmt.Errorf("%s: waiting for Dagster+ maintenance to end: %w", operation, err)
+			}
+			continue
+		}
+		if err != nil {
+			return c.redact(err)
+		}
+		if out != nil {
+			if err := json.Unmarshal(data, out); err != nil {
+				return fmt.Errorf("%s: decoding response data from %s: %w (data: %s)",
+					operation, endpoint, err, truncate(string(data), maxBodySnippet))
+			}
+		}
+		return nil
+	}
+}
+
+// maintenanceError carries a maintenance body; execute handles it.
+type maintenanceError struct{ m maintenance }
+
+func (e *maintenanceError) Error() string {
+	return "Dagster+ is under scheduled maintenance: " + e.msg()
+}
+
+func (e *maintenanceError) msg() string {
+	if e.m.Message == "" {
+		return "no details given"
+	}
+	return e.m.Message
+}
+
+func (e *maintenanceError) timeout() time.Duration {
+	if e.m.Timeout == nil || *e.m.Timeout < 0 {
+		return defaultMaintenanceTimeout
+	}
+	return time.Duration(*e.m.Timeout * float64(time.Second))
+}
+
+func (e *maintenanceError) interval() time.Duration {
+	if e.m.RetryInterval == nil || *e.m.RetryInterval <= 0 {
+		return defaultMaintenanceInterval
+	}
+	return time.Duration(*e.m.RetryInterval * float64(time.Second))
+}
+
+// retryableError marks a failure that may be retried, with the delay the
+// server asked for (retryAfter < 0 when it did not say).
+type retryableError struct {
+	err        error
+	retryAfter time.Duration
+}
+
+func (e *retryableError) Error() string { return e.err.Error() }
+func (e *retryableError) Unwrap() error { return e.err }
+
+// executeRetry sends the request, retrying retryable failures up to
+// maxRetries times. It returns the raw "data" of the response.
+func (c *Client) executeRetry(ctx context.Context, endpoint, deployment, operation string, body []byte, mutation bool) (json.RawMessage, error) {
+	for retry := 0; ; retry++ {
+		data, err := c.attempt(ctx, endpoint, deployment, operation, body, mutation)
+		var r *retryableError
+		if !errors.As(err, &r) {
+			return data, err
+		}
+		if retry >= maxRetries {
+			return nil, fmt.Errorf("%s: %w", operation, &RetryError{URL: endpoint, Retries: maxRetries, Last: r.err})
+		}
+		delay := r.retryAfter
+		if delay < 0 {
+			delay = time.Duration(500*(1<<(retry+1))) * time.Millisecond
+		}
+		c.logf("Error in Dagster+ request %s to %s (%s). Retrying in %s (retry %d of %d)...",
+			operation, endpoint, retryReason(r.err), delay, retry+1, maxRetries)
+		if err := c.sleep(ctx, delay); err != nil {
+			return nil, fmt.Errorf("%s: waiting to retry after %v: %w", operation, r.err, err)
+		}
+	}
+}
+
+func retryReason(err error) string {
+	var he *HTTPError
+	if errors.As(err, &he) {
+		return fmt.Sprintf("HTTP %d %s", he.StatusCode, http.StatusText(he.StatusCode))
+	}
+	return err.Error()
+}
+
+// attempt performs a single HTTP exchange and classifies the outcome the way
+// the dagster-cloud CLI does (§1.5 of the API notes):
+//  1. a body that is not a JSON object counts as {};
+//  2. without errors/data/maintenance, a retryable status is retried, any
+//     other status is an *HTTPError;
+//  3. a maintenance body is reported as *maintenanceError;
+//  4. an "errors" array is a *GraphQLError, never retried;
+//  5. otherwise "data" is returned, whatever the HTTP status.
+func (c *Client) attempt(ctx context.Context, endpoint, deployment, operation string, body []byte, mutation bool) (json.RawMessage, error) {
+	actx, cancel := context.WithTimeout(ctx, c.requestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, endpoint, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("%s: building request for %s: %w", operation, endpoint, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	req.Header.Set("Dagster-Cloud-Api-Token", c.token)
+	req.Header.Set("Dagster-Cloud-Scope", "deployment")
+	if deployment != "" {
+		req.Header.Set("Dagster-Cloud-Deployment", deployment)
+	}
+
+	resp, err := c.httpClient.Do(req)
+	var raw []byte
+	if err == nil {
+		raw, err = io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+		resp.Body.Close()
+	}
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, fmt.Errorf("%s: request to %s: %w", operation, endpoint, ctxErr)
+		}
+		if isTimeout(err) && !isDialError(err) {
+			// A read timeout: only safe to repeat for queries.
+			err = fmt.Errorf("%w (no response within %s)", err, c.requestTimeout)
+			if mutation {
+				return nil, fmt.Errorf("%s: %w; the mutation was not retried because it may have been applied", operation, err)
+			}
+		}
+		return nil, &retryableError{err: err, retryAfter: -1}
+	}
+
+	raw = c.redactBytes(raw)
+	var env response
+	var probe map[string]json.RawMessage
+	if json.Unmarshal(raw, &probe) == nil {
+		// A JSON object: decode the envelope fields we know.
+		_ = json.Unmarshal(raw, &env)
+	}
+	_, hasData := probe["data"]
+	_, hasErrors := probe["errors"]
+	_, hasMaintenance := probe["maintenance"]
+
+	switch {
+	case !hasData && !hasErrors && !hasMaintenance:
+		he := &HTTPError{StatusCode: resp.StatusCode, URL: endpoint, Body: truncate(string(raw), maxBodySnippet)}
+		if retryStatusCodes[resp.StatusCode] {
+			return nil, &retryableError{err: he, retryAfter: c.retryAfter(resp.Header.Get("Retry-After"))}
+		}
+		return nil, fmt.Errorf("%s: %w", operation, he)
+	case hasMaintenance:
+		m := maintenance{}
+		if env.Maintenance != nil {
+			m = *env.Maintenance
+		}
+		return nil, &maintenanceError{m: m}
+	case hasErrors && len(env.Errors) > 0:
+		return nil, &GraphQLError{
+			Operation: operation, URL: endpoint, StatusCode: resp.StatusCode,
+			Messages: errorMessages(env.Errors),
+		}
+	case len(env.Data) == 0 || string(env.Data) == "null":
+		return nil, fmt.Errorf("%s: %w", operation,
+			&HTTPError{StatusCode: resp.StatusCode, URL: endpoint, Body: truncate(string(raw), maxBodySnippet)})
+	}
+	return env.Data, nil
+}
+
+// errorMessages extracts the "message" of each GraphQL error, falling back
+// to the raw JSON for malformed entries.
+func errorMessages(errs []json.RawMessage) []string {
+	msgs := make([]string, 0, len(errs))
+	for _, raw := range errs {
+		var e struct {
+			Message string `json:"message"`
+			Path    []any  `json:"path"`
+		}
+		if json.Unmarshal(raw, &e) != nil || e.Message == "" {
+			msgs = append(msgs, truncate(string(raw), maxBodySnippet))
+			continue
+		}
+		msg := e.Message
+		if len(e.Path) > 0 {
+			parts := make([]string, len(e.Path))
+			for i, p := range e.Path {
+				parts[i] = fmt.Sprint(p)
+			}
+			msg += " (at " + strings.Join(parts, ".") + ")"
+		}
+		msgs = append(msgs, msg)
+	}
+	return msgs
+}
+
+// retryAfter parses a Retry-After header: delay seconds or an HTTP date.
+// It returns -1 when the header is absent or invalid.
+func (c *Client) retryAfter(h string) time.Duration {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return -1
+	}
+	if secs, err := strconv.ParseFloat(h, 64); err == nil {
+		if secs < 0 {
+			return 0
+		}
+		return time.Duration(secs * float64(time.Second))
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		return max(t.Sub(c.now()).Round(time.Second), 0)
+	}
+	return -1
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func isDialError(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
+}
+
+// redactBytes removes the API token from a response body before any of it
+// can end up in an error message.
+func (c *Client) redactBytes(b []byte) []byte {
+	if c.token == "" {
+		return b
+	}
+	return bytes.ReplaceAll(b, []byte(c.token), []byte("[REDACTED]"))
+}
+
+// redact removes the API token from an error message, in case a server or a
+// transport ever echoes it back.
+func (c *Client) redact(err error) error {
+	if err == nil || c.token == "" || !strings.Contains(err.Error(), c.token) {
+		return err
+	}
+	return &redactedError{msg: strings.ReplaceAll(err.Error(), c.token, "[REDACTED]"), err: err}
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }

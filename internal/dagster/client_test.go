@@ -1,0 +1,778 @@
+package dagster_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/dagster"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/dagsteremu"
+)
+
+// fakeClock is advanced only by the client's sleeps, so timeouts are
+// deterministic and tests never really sleep.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	sleeps []time.Duration
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sleeps = append(c.sleeps, d)
+	c.now = c.now.Add(d)
+	return ctx.Err()
+}
+
+func (c *fakeClock) Sleeps() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Duration(nil), c.sleeps...)
+}
+
+type logRecorder struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logRecorder) Logf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+func (l *logRecorder) Lines() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
+}
+
+func (l *logRecorder) Count(substr string) int {
+	n := 0
+	for _, line := range l.Lines() {
+		if strings.Contains(line, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+type harness struct {
+	emu    *dagsteremu.Server
+	url    string
+	client *dagster.Client
+	clock  *fakeClock
+	logs   *logRecorder
+}
+
+const testToken = "test-token-5ecret"
+
+func newHarness(t *testing.T, emuOpts []dagsteremu.Option, clientOpts ...dagster.Option) *harness {
+	t.Helper()
+	emu := dagsteremu.New(append([]dagsteremu.Option{dagsteremu.WithTokens(testToken), dagsteremu.WithOrganization("acme")}, emuOpts...)...)
+	ts := httptest.NewServer(emu)
+	t.Cleanup(ts.Close)
+	h := &harness{
+		emu:   emu,
+		url:   ts.URL,
+		clock: &fakeClock{now: time.Date(2026, 5, 22, 15, 4, 5, 0, time.UTC)},
+		logs:  &logRecorder{},
+	}
+	opts := append([]dagster.Option{
+		dagster.WithHTTPClient(ts.Client()),
+		dagster.WithSleep(h.clock.Sleep),
+		dagster.WithClock(h.clock.Now),
+		dagster.WithLogf(h.logs.Logf),
+		dagster.WithPollInterval(time.Second),
+	}, clientOpts...)
+	h.client = dagster.New(ts.URL+"/", testToken, opts...)
+	return h
+}
+
+func (h *harness) requests(op string) []dagsteremu.Request {
+	var out []dagsteremu.Request
+	for _, r := range h.emu.Requests() {
+		if op == "" || r.Operation == op {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+var (
+	testBranch = dagster.BranchData{
+		RepoName: "acme/data-platform", BranchName: "feature/new-assets",
+		BranchURL:         "https://github.com/acme/data-platform/tree/feature/new-assets",
+		PullRequestURL:    "https://github.com/acme/data-platform/pull/42",
+		PullRequestStatus: "OPEN", PullRequestNumber: "42",
+	}
+	testCommit = dagster.Commit{
+		CommitHash: "3f2c1a9e", Timestamp: 1716390000, CommitMessage: "Add new assets",
+		AuthorName: "Jane Doe", AuthorEmail: "jane@example.com",
+	}
+)
+
+func locationDoc(name string) map[string]any {
+	return map[string]any{
+		"location_name": name,
+		"code_source":   map[string]any{"package_name": name + ".definitions"},
+		"image":         "123456789012.dkr.ecr.us-west-2.amazonaws.com/quickstart:3f2c1a9",
+		"git":           map[string]any{"commit_hash": "3f2c1a9e", "url": "https://github.com/acme/data-platform/tree/3f2c1a9e"},
+	}
+}
+
+func TestURLs(t *testing.T) {
+	t.Parallel()
+	if got := dagster.OrgURL("acme"); got != "https://acme.dagster.cloud" {
+		t.Errorf("OrgURL = %q", got)
+	}
+	c := dagster.New("https://acme.dagster.cloud/", "t")
+	if got := c.DeploymentURL("8f1d2c3b4a59"); got != "https://acme.dagster.cloud/8f1d2c3b4a59" {
+		t.Errorf("DeploymentURL = %q", got)
+	}
+}
+
+func TestCreateOrUpdateBranchDeployment(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := newHarness(t, nil)
+
+	first, err := h.client.CreateOrUpdateBranchDeployment(ctx, testBranch, testCommit, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Name != h.emu.BranchDeploymentName(testBranch.RepoName, testBranch.BranchName) || first.ID != 2 {
+		t.Errorf("first = %+v", first)
+	}
+
+	// Same key: same deployment, updated metadata. GitHub's lower-case state is accepted.
+	update := testBranch
+	update.PullRequestStatus = "closed"
+	commit := testCommit
+	commit.CommitHash = "9999"
+	second, err := h.client.CreateOrUpdateBranchDeployment(ctx, update, commit, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second != first {
+		t.Errorf("second = %+v, want %+v", second, first)
+	}
+	d, ok := h.emu.Deployment(first.Name)
+	if !ok || d.PullRequestStatus != "CLOSED" || d.Commit.CommitHash != "9999" || d.Updates != 2 || d.BaseDeploymentName != "prod" {
+		t.Errorf("emulator state = %+v", d)
+	}
+
+	// Another branch: another deployment.
+	other := testBranch
+	other.BranchName = "fix/other"
+	third, err := h.client.CreateOrUpdateBranchDeployment(ctx, other, testCommit, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.Name == first.Name || third.ID == first.ID {
+		t.Errorf("third = %+v", third)
+	}
+
+	// Every key is sent; empty optional values are null.
+	reqs := h.requests("CliCreateOrUpdateBranchDeployment")
+	if len(reqs) != 3 {
+		t.Fatalf("%d requests", len(reqs))
+	}
+	wantVars := map[string]any{
+		"branchData": map[string]any{
+			"repoName": "acme/data-platform", "branchName": "feature/new-assets",
+			"branchUrl":         "https://github.com/acme/data-platform/tree/feature/new-assets",
+			"pullRequestUrl":    "https://github.com/acme/data-platform/pull/42",
+			"pullRequestStatus": "OPEN", "pullRequestNumber": "42",
+		},
+		"commit": map[string]any{
+			"commitHash": "3f2c1a9e", "timestamp": float64(1716390000), "commitMessage": "Add new assets",
+			"commitUrl": nil, "authorName": "Jane Doe", "authorEmail": "jane@example.com", "authorAvatarUrl": nil,
+		},
+		"baseDeploymentName":    nil,
+		"snapshotBaseCondition": nil,
+	}
+	if !reflect.DeepEqual(reqs[0].Variables, wantVars) {
+		t.Errorf("variables\n got %#v\nwant %#v", reqs[0].Variables, wantVars)
+	}
+	if reqs[0].Path != "/graphql" || reqs[0].Deployment != "" || reqs[0].Headers.Get("Dagster-Cloud-Deployment") != "" {
+		t.Errorf("not at organization scope: %+v", reqs[0])
+	}
+}
+
+func TestCreateOrUpdateBranchDeploymentRejectsBadInput(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	noRepo := testBranch
+	noRepo.RepoName = ""
+	badStatus := testBranch
+	badStatus.PullRequestStatus = "draft"
+	noHash := testCommit
+	noHash.CommitHash = ""
+	tests := []struct {
+		name   string
+		branch dagster.BranchData
+		commit dagster.Commit
+		want   string
+	}{
+		{"no repo", noRepo, testCommit, "missing the repository name"},
+		{"bad status", badStatus, testCommit, `invalid pull request status "draft"`},
+		{"no commit hash", testBranch, noHash, "missing the commit hash"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := h.client.CreateOrUpdateBranchDeployment(context.Background(), tt.branch, tt.commit, "")
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+	if n := len(h.emu.Requests()); n != 0 {
+		t.Errorf("%d requests sent", n)
+	}
+}
+
+func TestCreateOrUpdateBranchDeploymentResultErrors(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, []dagsteremu.Option{dagsteremu.WithDeploymentLimit(1)})
+	ctx := context.Background()
+	if _, err := h.client.CreateOrUpdateBranchDeployment(ctx, testBranch, testCommit, ""); err != nil {
+		t.Fatal(err)
+	}
+	other := testBranch
+	other.BranchName = "other"
+	_, err := h.client.CreateOrUpdateBranchDeployment(ctx, other, testCommit, "")
+	var re *dagster.ResultError
+	if !errors.As(err, &re) || re.Typename != "DeploymentLimitError" || re.Operation != "CliCreateOrUpdateBranchDeployment" {
+		t.Fatalf("err = %v", err)
+	}
+	if !strings.Contains(err.Error(), "deployment limit") {
+		t.Errorf("message lacks a hint: %v", err)
+	}
+	_, err = h.client.CreateOrUpdateBranchDeployment(ctx, testBranch, testCommit, "staging")
+	if !errors.As(err, &re) || re.Typename != "DeploymentNotFoundError" {
+		t.Errorf("unknown base: %v", err)
+	}
+}
+
+func TestDeployAndWaitForLoad(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := newHarness(t, []dagsteremu.Option{dagsteremu.WithLoadPolls(4)})
+	dep, err := h.client.CreateOrUpdateBranchDeployment(ctx, testBranch, testCommit, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := h.client.DeployLocations(ctx, dep.Name, []map[string]any{locationDoc("zeta"), locationDoc("alpha")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"alpha", "zeta"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("names = %v", names)
+	}
+	results, err := h.client.WaitForLoad(ctx, dep.Name, []string{"zeta", "alpha", "zeta"},
+		dagster.WaitOptions{LocationLoadTimeout: time.Hour, AgentHeartbeatTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []dagster.LocationResult{{Name: "zeta", Loaded: true}, {Name: "alpha", Loaded: true}}
+	if !reflect.DeepEqual(results, want) {
+		t.Errorf("results = %+v", results)
+	}
+	// 4 LOADING polls, then LOADED: 4 sleeps of the poll interval.
+	if got := h.clock.Sleeps(); !reflect.DeepEqual(got, []time.Duration{time.Second, time.Second, time.Second, time.Second}) {
+		t.Errorf("sleeps = %v", got)
+	}
+	if n := h.logs.Count("Still waiting for agent to sync changes to zeta, alpha"); n != 1 {
+		t.Errorf("%d still-waiting lines in %q", n, h.logs.Lines())
+	}
+	if n := h.logs.Count("Agent synced changes to zeta, alpha"); n != 1 {
+		t.Errorf("no success line in %q", h.logs.Lines())
+	}
+	// The agents were checked once (RUNNING at once).
+	if n := len(h.requests("CliAgentStatus")); n != 1 {
+		t.Errorf("%d agent status requests", n)
+	}
+	d, _ := h.emu.Deployment(dep.Name)
+	if len(d.Locations) != 2 || d.Locations[0].Document["image"] != locationDoc("zeta")["image"] {
+		t.Errorf("emulator locations = %+v", d.Locations)
+	}
+}
+
+func TestAddOrUpdateLocation(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, []dagsteremu.Option{dagsteremu.WithLoadPolls(0)})
+	name, err := h.client.AddOrUpdateLocation(context.Background(), "prod", locationDoc("quickstart_etl"))
+	if err != nil || name != "quickstart_etl" {
+		t.Fatalf("name %q, err %v", name, err)
+	}
+	results, err := h.client.WaitForLoad(context.Background(), "prod", []string{"quickstart_etl"},
+		dagster.WaitOptions{LocationLoadTimeout: time.Minute})
+	if err != nil || !results[0].Loaded {
+		t.Fatalf("results %+v, err %v", results, err)
+	}
+	if n := len(h.requests("CliAgentStatus")); n != 0 {
+		t.Errorf("agents checked without a heartbeat timeout: %d", n)
+	}
+}
+
+func TestWaitForLoadReportsLoadErrors(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := newHarness(t, nil)
+	h.emu.FailLocation("broken", "ModuleNotFoundError: No module named 'broken'")
+	if _, err := h.client.DeployLocations(ctx, "prod", []map[string]any{locationDoc("good"), locationDoc("broken")}); err != nil {
+		t.Fatal(err)
+	}
+	results, err := h.client.WaitForLoad(ctx, "prod", []string{"good", "broken"},
+		dagster.WaitOptions{LocationLoadTimeout: time.Hour, AgentHeartbeatTimeout: time.Minute})
+	var le *dagster.LoadError
+	if !errors.As(err, &le) {
+		t.Fatalf("err = %v", err)
+	}
+	if !reflect.DeepEqual(le.Results, results) || len(results) != 2 {
+		t.Errorf("results %+v vs %+v", le.Results, results)
+	}
+	if results[0] != (dagster.LocationResult{Name: "good", Loaded: true}) {
+		t.Errorf("good = %+v", results[0])
+	}
+	wantText := "ModuleNotFoundError: No module named 'broken'\n" +
+		"  File \"/opt/dagster/app/broken/definitions.py\", line 1, in <module>\n" +
+		"    from .assets import *\n" +
+		"The above exception was caused by the following exception:\n" +
+		"dagster._core.errors.DagsterImportError: Encountered ImportError while importing code location broken\n" +
+		"  File \"/usr/local/lib/python3.11/site-packages/dagster/_core/code_pointer.py\", line 138, in load_python_module"
+	if !results[1].Loaded || results[1].Error != wantText {
+		t.Errorf("broken error:\n%s\nwant:\n%s", results[1].Error, wantText)
+	}
+	if !strings.HasPrefix(err.Error(), "code location broken failed to load:\nModuleNotFoundError") {
+		t.Errorf("message: %v", err)
+	}
+}
+
+func TestInvalidLocationError(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := newHarness(t, nil)
+	doc := locationDoc("a")
+	doc["build"] = map[string]any{"directory": "."}
+	_, err := h.client.DeployLocations(ctx, "prod", []map[string]any{doc})
+	var re *dagster.ResultError
+	if !errors.As(err, &re) || re.Typename != "InvalidLocationError" ||
+		!reflect.DeepEqual(re.Errors, []string{`Received unexpected config entry "build" at path root:locations[0].`}) {
+		t.Fatalf("err = %#v", err)
+	}
+	if !strings.Contains(err.Error(), "Error in location config:\nReceived unexpected config entry \"build\"") {
+		t.Errorf("message: %v", err)
+	}
+	_, err = h.client.AddOrUpdateLocation(ctx, "prod", doc)
+	if !errors.As(err, &re) || re.Typename != "InvalidLocationError" ||
+		!reflect.DeepEqual(re.Errors, []string{`Received unexpected config entry "build" at the root.`}) {
+		t.Fatalf("add: err = %v", err)
+	}
+	// Unknown deployment: the emulator answers with a PythonError.
+	_, err = h.client.DeployLocations(ctx, "nope", []map[string]any{locationDoc("a")})
+	if !errors.As(err, &re) || re.Typename != "PythonError" || !strings.Contains(err.Error(), `Deployment "nope" not found`) {
+		t.Errorf("unknown deployment: %v", err)
+	}
+}
+
+func TestRetries(t *testing.T) {
+	t.Parallel()
+	fixedNow := time.Date(2026, 5, 22, 15, 4, 5, 0, time.UTC)
+	tests := []struct {
+		name       string
+		faults     []dagsteremu.Fault
+		wantSleeps []time.Duration
+		wantReqs   int
+		wantErr    string // "" means success
+		check      func(t *testing.T, err error)
+	}{
+		{
+			name:       "502 twice then success",
+			faults:     []dagsteremu.Fault{{Status: 502, Times: 2}},
+			wantSleeps: []time.Duration{time.Second, 2 * time.Second}, wantReqs: 3,
+		},
+		{
+			name:       "Retry-After seconds",
+			faults:     []dagsteremu.Fault{{Status: 503, RetryAfter: "7"}},
+			wantSleeps: []time.Duration{7 * time.Second}, wantReqs: 2,
+		},
+		{
+			name:       "Retry-After HTTP date",
+			faults:     []dagsteremu.Fault{{Status: 429, RetryAfter: fixedNow.Add(12 * time.Second).Format(http.TimeFormat)}},
+			wantSleeps: []time.Duration{12 * time.Second}, wantReqs: 2,
+		},
+		{
+			name:       "504 and 409 are retried",
+			faults:     []dagsteremu.Fault{{Status: 504}, {Status: 409}},
+			wantSleeps: []time.Duration{time.Second, 2 * time.Second}, wantReqs: 3,
+		},
+		{
+			name:       "gives up after three retries",
+			faults:     []dagsteremu.Fault{{Status: 503, Body: "upstream unavailable", Times: 4}},
+			wantSleeps: []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}, wantReqs: 4,
+			wantErr: "gave up after 3 retries: HTTP 503 Service Unavailable: upstream unavailable",
+			check: func(t *testing.T, err error) {
+				var re *dagster.RetryError
+				var he *dagster.HTTPError
+				if !errors.As(err, &re) || re.Retries != 3 || !errors.As(err, &he) || he.StatusCode != 503 {
+					t.Errorf("err = %#v", err)
+				}
+			},
+		},
+		{
+			name:     "non-JSON 200 body",
+			faults:   []dagsteremu.Fault{{Body: "<html><body>Welcome to nginx!</body></html>"}},
+			wantReqs: 1,
+			wantErr:  "returned an unexpected (non-GraphQL) response with HTTP 200: <html><body>Welcome to nginx!</body></html>",
+			check: func(t *testing.T, err error) {
+				var he *dagster.HTTPError
+				if !errors.As(err, &he) || he.StatusCode != 200 {
+					t.Errorf("err = %#v", err)
+				}
+			},
+		},
+		{
+			name:     "HTTP 500 is not retried",
+			faults:   []dagsteremu.Fault{{Status: 500, Body: "Internal Server Error", Times: 4}},
+			wantReqs: 1, wantErr: "returned HTTP 500 Internal Server Error: Internal Server Error",
+		},
+		{
+			name:     "502 with GraphQL errors is not retried",
+			faults:   []dagsteremu.Fault{{Status: 502, Body: `{"errors":[{"message":"boom"}]}`, Times: 4}},
+			wantReqs: 1, wantErr: "returned GraphQL errors: boom",
+		},
+		{
+			name: "top-level errors",
+			faults: []dagsteremu.Fault{{Body: `{"errors":[{"message":"Internal Server Error (Trace ID: 2303036773343745328)",` +
+				`"locations":[{"line":22,"column":13}],"path":["eventLogs","getEventRecords"]},{"message":"second"}],"data":null}`}},
+			wantReqs: 1,
+			wantErr:  "returned GraphQL errors: Internal Server Error (Trace ID: 2303036773343745328) (at eventLogs.getEventRecords); second",
+			check: func(t *testing.T, err error) {
+				var ge *dagster.GraphQLError
+				if !errors.As(err, &ge) || len(ge.Messages) != 2 || ge.Operation != "CliAgentStatus" {
+					t.Errorf("err = %#v", err)
+				}
+			},
+		},
+		{
+			name:       "maintenance then success",
+			faults:     []dagsteremu.Fault{{Body: `{"maintenance":{"message":"Upgrading","timeout":60,"retry_interval":5}}`, Times: 2}},
+			wantSleeps: []time.Duration{5 * time.Second, 5 * time.Second}, wantReqs: 3,
+		},
+		{
+			name:       "maintenance outlasting its timeout",
+			faults:     []dagsteremu.Fault{{Body: `{"maintenance":{"message":"Upgrading","timeout":8,"retry_interval":5}}`, Times: 5}},
+			wantSleeps: []time.Duration{5 * time.Second, 5 * time.Second}, wantReqs: 3,
+			wantErr: "still under scheduled maintenance after 10s: Upgrading",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, nil)
+			for _, f := range tt.faults {
+				h.emu.InjectFault(f)
+			}
+			// CliAgentStatus is the simplest call: WaitForLoad checks the agent first.
+			_, err := h.client.WaitForLoad(context.Background(), "prod", []string{"x"},
+				dagster.WaitOptions{LocationLoadTimeout: time.Nanosecond, AgentHeartbeatTimeout: time.Hour})
+			if tt.wantErr == "" {
+				// The only remaining error is the (intended) load timeout.
+				if err == nil || !strings.Contains(err.Error(), "Timed out") {
+					t.Fatalf("err = %v", err)
+				}
+			} else if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v\nwant it to contain %q", err, tt.wantErr)
+			}
+			if tt.check != nil {
+				tt.check(t, err)
+			}
+			if got := h.clock.Sleeps(); !reflect.DeepEqual(got, tt.wantSleeps) && !(len(got) == 0 && len(tt.wantSleeps) == 0) {
+				t.Errorf("sleeps = %v, want %v", got, tt.wantSleeps)
+			}
+			if got := len(h.requests("CliAgentStatus")); got != tt.wantReqs {
+				t.Errorf("%d requests, want %d", got, tt.wantReqs)
+			}
+			if retries := h.logs.Count("Retrying in"); retries != len(tt.wantSleeps) {
+				t.Errorf("%d retry log lines, want %d: %q", retries, len(tt.wantSleeps), h.logs.Lines())
+			}
+			if strings.Contains(fmt.Sprint(err, h.logs.Lines()), testToken) {
+				t.Error("token leaked")
+			}
+		})
+	}
+}
+
+func TestBodySnippetIsTruncated(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.emu.InjectFault(dagsteremu.Fault{Status: 500, Body: strings.Repeat("x", 5000)})
+	_, err := h.client.AddOrUpdateLocation(context.Background(), "prod", locationDoc("a"))
+	var he *dagster.HTTPError
+	if !errors.As(err, &he) || len(he.Body) > 600 || !strings.Contains(he.Body, "truncated") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestUnauthorized(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tokenHints := []string{"dagster_cloud_api_token", "DAGSTER_CLOUD_API_TOKEN", "agent token or user token"}
+
+	t.Run("HTTP 401", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, []dagsteremu.Option{dagsteremu.WithTokens("another-token")})
+		_, err := h.client.CreateOrUpdateBranchDeployment(ctx, testBranch, testCommit, "")
+		var he *dagster.HTTPError
+		if !errors.As(err, &he) || he.StatusCode != 401 || !he.Unauthorized() {
+			t.Fatalf("err = %#v", err)
+		}
+		for _, hint := range tokenHints {
+			if !strings.Contains(err.Error(), hint) {
+				t.Errorf("message lacks %q: %v", hint, err)
+			}
+		}
+		if strings.Contains(err.Error(), testToken) {
+			t.Errorf("message contains the token: %v", err)
+		}
+		if n := len(h.emu.Requests()); n != 1 {
+			t.Errorf("401 was retried: %d requests", n)
+		}
+	})
+	t.Run("UnauthorizedError typename", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, []dagsteremu.Option{dagsteremu.WithTokens("another-token"), dagsteremu.WithUnauthorizedAsTypename()})
+		_, err := h.client.AddOrUpdateLocation(ctx, "prod", locationDoc("a"))
+		var re *dagster.ResultError
+		if !errors.As(err, &re) || re.Typename != "UnauthorizedError" || !re.Unauthorized() || re.Message == "" {
+			t.Fatalf("err = %#v", err)
+		}
+		for _, hint := range tokenHints {
+			if !strings.Contains(err.Error(), hint) {
+				t.Errorf("message lacks %q: %v", hint, err)
+			}
+		}
+		// createOrUpdateBranchDeployment selects no message on UnauthorizedError.
+		_, err = h.client.CreateOrUpdateBranchDeployment(ctx, testBranch, testCommit, "")
+		if !errors.As(err, &re) || re.Typename != "UnauthorizedError" || !strings.Contains(err.Error(), "dagster_cloud_api_token") {
+			t.Errorf("create: %v", err)
+		}
+		if strings.Contains(err.Error(), testToken) {
+			t.Errorf("message contains the token: %v", err)
+		}
+	})
+	t.Run("token echoed by the server is redacted", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, nil)
+		h.emu.InjectFault(dagsteremu.Fault{Status: 403, Body: "token " + testToken + " is not valid here"})
+		_, err := h.client.AddOrUpdateLocation(ctx, "prod", locationDoc("a"))
+		var he *dagster.HTTPError
+		if !errors.As(err, &he) || strings.Contains(err.Error(), testToken) || strings.Contains(he.Body, testToken) ||
+			!strings.Contains(err.Error(), "[REDACTED]") {
+			t.Errorf("err = %v", err)
+		}
+	})
+	t.Run("no token", func(t *testing.T) {
+		t.Parallel()
+		c := dagster.New("http://127.0.0.1:1", "")
+		_, err := c.AddOrUpdateLocation(ctx, "prod", locationDoc("a"))
+		if err == nil || !strings.Contains(err.Error(), "DAGSTER_CLOUD_API_TOKEN") {
+			t.Errorf("err = %v", err)
+		}
+	})
+}
+
+func TestWaitForLoadTimeouts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("no agent heartbeat", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, nil, dagster.WithPollInterval(3*time.Second))
+		h.emu.SetAgentRunning(false)
+		if _, err := h.client.DeployLocations(ctx, "prod", []map[string]any{locationDoc("a")}); err != nil {
+			t.Fatal(err)
+		}
+		results, err := h.client.WaitForLoad(ctx, "prod", []string{"a"},
+			dagster.WaitOptions{LocationLoadTimeout: time.Hour, AgentHeartbeatTimeout: 30 * time.Second})
+		if err == nil || !strings.HasPrefix(err.Error(), "No Dagster Cloud agent is actively heartbeating. Make sure that you have a Dagster Cloud agent running.") ||
+			!strings.Contains(err.Error(), "agent_heartbeat_timeout") {
+			t.Fatalf("err = %v", err)
+		}
+		if len(results) != 1 || results[0].Loaded {
+			t.Errorf("results = %+v", results)
+		}
+		// Polled every 3 s until more than 30 s had passed.
+		if n := len(h.clock.Sleeps()); n != 11 {
+			t.Errorf("%d sleeps", n)
+		}
+		if n := len(h.requests("CliAgentStatus")); n != 11 {
+			t.Errorf("%d agent status requests", n)
+		}
+	})
+	t.Run("load timeout", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, []dagsteremu.Option{dagsteremu.WithLoadPolls(1000)})
+		if _, err := h.client.DeployLocations(ctx, "prod", []map[string]any{locationDoc("a"), locationDoc("b")}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := h.client.WaitForLoad(ctx, "prod", []string{"a", "b"},
+			dagster.WaitOptions{LocationLoadTimeout: 10 * time.Second, AgentHeartbeatTimeout: time.Minute})
+		want := "Timed out after 10s waiting for code locations a, b to load in deployment prod (raise location_load_timeout"
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Fatalf("err = %v", err)
+		}
+		if n := len(h.requests("CliLocationsQuery")); n != 11 {
+			t.Errorf("%d location queries", n)
+		}
+		if n := h.logs.Count("Still waiting"); n != 3 {
+			t.Errorf("%d still-waiting lines", n)
+		}
+	})
+	t.Run("zero load timeout does not wait", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, nil)
+		results, err := h.client.WaitForLoad(ctx, "prod", []string{"a"}, dagster.WaitOptions{AgentHeartbeatTimeout: time.Minute})
+		if err != nil || len(results) != 1 || results[0].Loaded {
+			t.Errorf("results %+v, err %v", results, err)
+		}
+		if n := len(h.emu.Requests()); n != 0 {
+			t.Errorf("%d requests", n)
+		}
+	})
+	t.Run("context cancelled while waiting", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, []dagsteremu.Option{dagsteremu.WithLoadPolls(1000)})
+		h.client = dagster.New(h.url, testToken, dagster.WithPollInterval(time.Millisecond))
+		if _, err := h.client.DeployLocations(ctx, "prod", []map[string]any{locationDoc("a")}); err != nil {
+			t.Fatal(err)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+		defer cancel()
+		_, err := h.client.WaitForLoad(cctx, "prod", []string{"a"}, dagster.WaitOptions{LocationLoadTimeout: time.Hour})
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("err = %v", err)
+		}
+	})
+}
+
+func TestHeadersAndPaths(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := newHarness(t, []dagsteremu.Option{dagsteremu.WithLoadPolls(0)}, dagster.WithUserAgent("dagster-branch-deploy/test"))
+	dep, err := h.client.CreateOrUpdateBranchDeployment(ctx, testBranch, testCommit, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.DeployLocations(ctx, dep.Name, []map[string]any{locationDoc("a")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.WaitForLoad(ctx, dep.Name, []string{"a"},
+		dagster.WaitOptions{LocationLoadTimeout: time.Minute, AgentHeartbeatTimeout: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	ops := dagster.Operations()
+	reqs := h.emu.Requests()
+	if len(reqs) != 4 {
+		t.Fatalf("%d requests", len(reqs))
+	}
+	for i, want := range []struct{ op, deployment, path string }{
+		{"CliCreateOrUpdateBranchDeployment", "", "/graphql"},
+		{"CliDeployLocations", dep.Name, "/" + dep.Name + "/graphql"},
+		{"CliAgentStatus", dep.Name, "/" + dep.Name + "/graphql"},
+		{"CliLocationsQuery", dep.Name, "/" + dep.Name + "/graphql"},
+	} {
+		r := reqs[i]
+		if r.Operation != want.op || r.Deployment != want.deployment || r.Path != want.path {
+			t.Errorf("request %d: %s %q %s, want %+v", i, r.Operation, r.Deployment, r.Path, want)
+		}
+		if r.Query != ops[want.op] {
+			t.Errorf("request %d: query is not the embedded operation text", i)
+		}
+		for k, v := range map[string]string{
+			"Dagster-Cloud-Api-Token":  testToken,
+			"Content-Type":             "application/json",
+			"Dagster-Cloud-Scope":      "deployment",
+			"User-Agent":               "dagster-branch-deploy/test",
+			"Dagster-Cloud-Deployment": want.deployment,
+		} {
+			if got := r.Headers.Get(k); got != v {
+				t.Errorf("request %d: %s = %q, want %q", i, k, got, v)
+			}
+		}
+		if _, ok := r.Headers["Dagster-Cloud-Deployment"]; ok && want.deployment == "" {
+			t.Errorf("request %d: deployment header at organization scope", i)
+		}
+	}
+	if got := reqs[1].Variables; !reflect.DeepEqual(got, map[string]any{"document": map[string]any{"locations": []any{locationDoc("a")}}}) {
+		// locationDoc's nested maps compare equal after the JSON round trip.
+		t.Errorf("deploy variables = %#v", got)
+	}
+}
+
+func TestTransportErrors(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("connection refused is retried", func(t *testing.T) {
+		t.Parallel()
+		ts := httptest.NewServer(http.NotFoundHandler())
+		url := ts.URL
+		ts.Close()
+		clock := &fakeClock{now: time.Now()}
+		logs := &logRecorder{}
+		c := dagster.New(url, testToken, dagster.WithSleep(clock.Sleep), dagster.WithClock(clock.Now), dagster.WithLogf(logs.Logf))
+		_, err := c.AddOrUpdateLocation(ctx, "prod", locationDoc("a"))
+		var re *dagster.RetryError
+		if !errors.As(err, &re) || !strings.Contains(err.Error(), "gave up after 3 retries") {
+			t.Fatalf("err = %v", err)
+		}
+		if got := clock.Sleeps(); !reflect.DeepEqual(got, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}) {
+			t.Errorf("sleeps = %v", got)
+		}
+		if n := logs.Count("Retrying in"); n != 3 {
+			t.Errorf("%d retry lines", n)
+		}
+	})
+	t.Run("read timeout retried for queries", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, nil, dagster.WithRequestTimeout(50*time.Millisecond))
+		h.emu.InjectFault(dagsteremu.Fault{Delay: 5 * time.Second, Operation: "CliAgentStatus"})
+		_, err := h.client.WaitForLoad(ctx, "prod", []string{"x"},
+			dagster.WaitOptions{LocationLoadTimeout: time.Nanosecond, AgentHeartbeatTimeout: time.Hour})
+		if err == nil || !strings.Contains(err.Error(), "Timed out") {
+			t.Fatalf("err = %v", err)
+		}
+		if n := len(h.requests("CliAgentStatus")); n != 2 {
+			t.Errorf("%d agent status requests, want 2", n)
+		}
+	})
+	t.Run("read timeout not retried for mutations", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, nil, dagster.WithRequestTimeout(50*time.Millisecond))
+		h.emu.InjectFault(dagsteremu.Fault{Delay: 5 * time.Second, Operation: "CliDeployLocations"})
+		_, err := h.client.DeployLocations(ctx, "prod", []map[string]any{locationDoc("a")})
+		if err == nil || !strings.Contains(err.Error(), "not retried") {
+			t.Fatalf("err = %v", err)
+		}
+		if n := len(h.requests("CliDeployLocations")); n != 1 {
+			t.Errorf("%d requests, want 1", n)
+		}
+	})
+}

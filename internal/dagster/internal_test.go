@@ -1,0 +1,56 @@
+package dagster
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+func TestFormatPythonError(t *testing.T) {
+	t.Parallel()
+	var e pythonError
+	raw := `{"message":"Outer\n","stack":["  File a\n","  File b\n"],"errorChain":[
+		{"isExplicitLink":true,"error":{"message":"Cause\n","stack":["  File c\n"]}},
+		{"isExplicitLink":false,"error":{"message":"Context\n","stack":[]}}]}`
+	if err := json.Unmarshal([]byte(raw), &e); err != nil {
+		t.Fatal(err)
+	}
+	want := "Outer\n  File a\n  File b\n" +
+		"The above exception was caused by the following exception:\nCause\n  File c\n" +
+		"The above exception occurred during handling of the following exception:\nContext"
+	if got := formatPythonError(e); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 5, 22, 15, 4, 5, 0, time.UTC)
+	c := New("https://x", "t", WithClock(func() time.Time { return now }))
+	for in, want := range map[string]time.Duration{
+		"":                              -1,
+		"soon":                          -1,
+		"3":                             3 * time.Second,
+		"-4":                            0,
+		"Fri, 22 May 2026 15:04:35 GMT": 30 * time.Second,
+		"Fri, 22 May 2026 15:00:00 GMT": 0,
+	} {
+		if got := c.retryAfter(in); got != want {
+			t.Errorf("retryAfter(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	t.Parallel()
+	s := strings.Repeat("é", 400) // 800 bytes
+	got := truncate(s, maxBodySnippet)
+	if !utf8.ValidString(got) || !strings.Contains(got, "bytes truncated") || len(got) > maxBodySnippet+40 {
+		t.Errorf("truncate = %q", got)
+	}
+	if got := truncate("  short \n", maxBodySnippet); got != "short" {
+		t.Errorf("truncate = %q", got)
+	}
+}

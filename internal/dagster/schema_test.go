@@ -1,0 +1,84 @@
+package dagster_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/vektah/gqlparser/v2"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/dagster"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/dagsteremu"
+)
+
+// realSchemaPath returns <repo root>/../shared/reference/dagster-plus-schema.graphql,
+// where the repo root is the nearest directory above the working directory
+// holding go.mod.
+func realSchemaPath(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the package directory")
+		}
+		dir = parent
+	}
+	return filepath.Join(dir, "..", "shared", "reference", "dagster-plus-schema.graphql")
+}
+
+func validateOperations(t *testing.T, schema *ast.Schema) {
+	t.Helper()
+	ops := dagster.Operations()
+	if len(ops) != 5 {
+		t.Errorf("%d operations, want 5", len(ops))
+	}
+	for name, text := range ops {
+		doc, errs := gqlparser.LoadQueryWithRules(schema, text, nil)
+		if len(errs) > 0 {
+			t.Errorf("%s does not validate: %v", name, errs)
+			continue
+		}
+		if len(doc.Operations) != 1 || doc.Operations[0].Name != name {
+			t.Errorf("%s: the document must hold exactly one operation named like its file", name)
+		}
+	}
+}
+
+// TestOperationsValidateAgainstRealSchema validates every operation the
+// client sends against the published Dagster+ schema.
+func TestOperationsValidateAgainstRealSchema(t *testing.T) {
+	t.Parallel()
+	path := realSchemaPath(t)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		t.Skipf("real Dagster+ schema not available at %s", path)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, err := gqlparser.LoadSchema(&ast.Source{Name: path, Input: string(b)})
+	if err != nil {
+		t.Fatalf("loading %s: %v", path, err)
+	}
+	validateOperations(t, schema)
+}
+
+// TestOperationsValidateAgainstEmulatorSchema validates every operation
+// against the emulator's subset schema, so the emulator can serve them.
+func TestOperationsValidateAgainstEmulatorSchema(t *testing.T) {
+	t.Parallel()
+	schema, err := gqlparser.LoadSchema(&ast.Source{Name: "dagsteremu", Input: dagsteremu.SchemaSDL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	validateOperations(t, schema)
+}
