@@ -149,6 +149,10 @@ func (p *pipeline) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A wrong URL or token fails now, not after the builds.
+	if err := p.client.CheckConnection(ctx); err != nil {
+		return err
+	}
 	return p.deploy(ctx, locs)
 }
 

@@ -18,6 +18,7 @@ const (
 	opAddOrUpdateLocation            = "CliAddOrUpdateLocation"
 	opAgentStatus                    = "CliAgentStatus"
 	opLocationsQuery                 = "CliLocationsQuery"
+	opOrganizationSettings           = "CliOrganizationSettings"
 )
 
 //go:embed operations/*.graphql
@@ -42,7 +43,7 @@ func mustLoadOperations() map[string]string {
 	}
 	for _, name := range []string{
 		opCreateOrUpdateBranchDeployment, opDeployLocations, opAddOrUpdateLocation,
-		opAgentStatus, opLocationsQuery,
+		opAgentStatus, opLocationsQuery, opOrganizationSettings,
 	} {
 		if _, ok := ops[name]; !ok {
 			panic("dagster: missing embedded operation " + name)
