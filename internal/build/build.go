@@ -1,0 +1,257 @@
+package build
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/registry"
+)
+
+// DockerAPI is the part of the Docker client (*client.Client from NewClient) the Builder uses;
+// tests may fake it.
+type DockerAPI interface {
+	ImageBuild(ctx context.Context, buildContext io.Reader, options build.ImageBuildOptions) (build.ImageBuildResponse, error)
+	ImagePush(ctx context.Context, ref string, options image.PushOptions) (io.ReadCloser, error)
+	RegistryLogin(ctx context.Context, auth registry.AuthConfig) (registry.AuthenticateOKBody, error)
+}
+
+// Builder builds and pushes images through a Docker daemon, writing the daemon's progress as
+// plain text to a log (the GitHub Actions log).
+type Builder struct {
+	docker DockerAPI
+	log    io.Writer
+}
+
+// NewBuilder returns a Builder using the client c (from NewClient). A nil log discards output.
+func NewBuilder(c DockerAPI, log io.Writer) *Builder {
+	if log == nil {
+		log = io.Discard
+	}
+	return &Builder{docker: c, log: log}
+}
+
+// Spec describes one image build.
+type Spec struct {
+	ContextDir string            // build context directory (made absolute if relative)
+	Dockerfile string            // relative to ContextDir (or absolute inside it); default "Dockerfile"
+	Tags       []string          // full references "host/repo:tag"; the daemon applies all of them
+	Labels     map[string]string // image labels
+	BuildArgs  map[string]string // --build-arg values
+	Platform   string            // optional, e.g. "linux/amd64" (API >= 1.32)
+	// PullAuth holds credentials for FROM images, keyed by registry host (or
+	// "https://index.docker.io/v1/" for Docker Hub; see registryauth.ConfigKey). May be nil.
+	PullAuth map[string]registry.AuthConfig
+}
+
+// Build builds s with the classic builder and returns the image ID ("sha256:…"). The daemon's
+// output goes to the Builder's log. A failing step gives a *StreamError holding the daemon's
+// message and the last lines of output.
+func (b *Builder) Build(ctx context.Context, s Spec) (string, error) {
+	bc, err := prepareContext(s.ContextDir, s.Dockerfile)
+	if err != nil {
+		return "", err
+	}
+	if len(s.Tags) == 0 {
+		return "", errors.New("build: no image tags given")
+	}
+	// BuildKit (Version "2") would branch here: same context tar and stream decoder, plus a
+	// session (DialHijack "/session") serving registry credentials, since BuildKit ignores
+	// AuthConfigs, and decoding of the "moby.buildkit.trace" aux messages for the log.
+	return b.buildClassic(ctx, bc, s)
+}
+
+// classicOptions maps a Spec to the classic builder's options.
+func classicOptions(bc *buildContext, s Spec) build.ImageBuildOptions {
+	var args map[string]*string
+	if len(s.BuildArgs) > 0 {
+		args = make(map[string]*string, len(s.BuildArgs))
+		for k, v := range s.BuildArgs {
+			args[k] = &v
+		}
+	}
+	return build.ImageBuildOptions{
+		Version:     build.BuilderV1, // explicit: the daemon's default is not something to rely on
+		Dockerfile:  bc.dockerfile,
+		Tags:        s.Tags,
+		Labels:      s.Labels,
+		BuildArgs:   args,
+		Platform:    s.Platform,
+		AuthConfigs: s.PullAuth,
+		// The zero value sends rm=0, which leaves intermediate containers behind.
+		Remove:      true,
+		ForceRemove: true,
+	}
+}
+
+func (b *Builder) buildClassic(ctx context.Context, bc *buildContext, s Spec) (string, error) {
+	tar, err := bc.tar()
+	if err != nil {
+		return "", err
+	}
+	defer tar.Close()
+
+	fmt.Fprintf(b.log, "Building %s from %s (Dockerfile %s)\n", strings.Join(s.Tags, ", "), bc.dir, bc.dockerfile)
+	resp, err := b.docker.ImageBuild(ctx, tar, classicOptions(bc, s))
+	if err != nil {
+		return "", fmt.Errorf("starting the build of %s: %w", s.Tags[0], err)
+	}
+	defer resp.Body.Close()
+
+	var imageID string
+	dec := newStreamDecoder("build", b.log, func(id string, aux json.RawMessage) error {
+		switch id {
+		case "", "moby.image.id": // classic builder: no id; BuildKit: moby.image.id
+			var r build.Result
+			if json.Unmarshal(aux, &r) == nil && r.ID != "" {
+				imageID = r.ID
+			}
+		}
+		return nil
+	})
+	if err := dec.decode(resp.Body); err != nil {
+		return "", fmt.Errorf("building %s: %w", s.Tags[0], err)
+	}
+	if imageID == "" {
+		return "", fmt.Errorf("building %s: the daemon's stream ended without an image ID", s.Tags[0])
+	}
+	return imageID, nil
+}
+
+// Login checks auth against its registry (auth.ServerAddress, e.g. "ghcr.io" or
+// "https://index.docker.io/v1/") with the daemon's POST /auth, so that wrong credentials fail in
+// well under a second, before any build, and never after the ~45 s of retries a push against
+// some registries takes (docker-registry 2.8 refuses a push at once). from says where the
+// credentials came from, for the message (e.g. registryauth.Credentials.Origin: "the action
+// inputs registry_username/registry_password"). Empty credentials are not checked (anonymous
+// access) and give nil. Errors never contain the password.
+func (b *Builder) Login(ctx context.Context, auth registry.AuthConfig, from string) error {
+	if auth.Username == "" && auth.Password == "" && auth.IdentityToken == "" && auth.RegistryToken == "" {
+		return nil
+	}
+	host := displayHost(auth.ServerAddress)
+	if auth.ServerAddress == "" {
+		return errors.New("registry login: no registry address in the credentials")
+	}
+	if _, err := b.docker.RegistryLogin(ctx, auth); err != nil {
+		if from == "" {
+			from = "the action inputs registry_username/registry_password or the Docker config"
+		}
+		user := ""
+		if auth.Username != "" {
+			user = fmt.Sprintf(" for user %q", auth.Username)
+		}
+		msg := redact(err.Error(), auth)
+		if isAuthFailure(msg) {
+			return fmt.Errorf("registry %s refused the credentials%s from %s: %s", host, user, from, msg)
+		}
+		return fmt.Errorf("could not log in to registry %s%s with the credentials from %s: %s", host, user, from, msg)
+	}
+	return nil
+}
+
+// isAuthFailure tells a refusal of the credentials from other login failures (DNS, TLS, a
+// registry that is down).
+func isAuthFailure(msg string) bool {
+	m := strings.ToLower(msg)
+	for _, s := range []string{"unauthorized", "denied", "incorrect username or password", "authentication required", "forbidden"} {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Push pushes ref ("host/repo:tag", which must exist locally, e.g. as a Spec tag) with auth
+// (empty for anonymous) and returns the manifest digest "sha256:…" the registry stored.
+//
+// Against some registries the daemon retries a refused push for about 45 s before it reports
+// it; call Login first to fail fast.
+func (b *Builder) Push(ctx context.Context, ref string, auth registry.AuthConfig) (string, error) {
+	var enc string
+	if auth != (registry.AuthConfig{}) {
+		var err error
+		if enc, err = registry.EncodeAuthConfig(auth); err != nil {
+			return "", fmt.Errorf("pushing %s: encoding credentials: %w", ref, err)
+		}
+	}
+	fmt.Fprintf(b.log, "Pushing %s\n", ref)
+	rc, err := b.docker.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: enc})
+	if err != nil {
+		return "", fmt.Errorf("pushing %s: %s", ref, redact(err.Error(), auth))
+	}
+	defer rc.Close()
+
+	var digests []string
+	dec := newStreamDecoder("push", b.log, func(id string, aux json.RawMessage) error {
+		var r struct {
+			Tag    string
+			Digest string
+			Size   int
+		}
+		if json.Unmarshal(aux, &r) == nil && r.Digest != "" {
+			digests = append(digests, r.Digest)
+		}
+		return nil
+	})
+	if err := dec.decode(rc); err != nil {
+		var se *StreamError
+		if errors.As(err, &se) {
+			se.Message = redact(se.Message, auth)
+			return "", fmt.Errorf("pushing %s to registry %s: %w", ref, displayHost(refHost(ref)), se)
+		}
+		return "", fmt.Errorf("pushing %s: %w", ref, err)
+	}
+	switch len(digests) {
+	case 0:
+		return "", fmt.Errorf("pushing %s: the daemon's stream ended without a digest", ref)
+	case 1:
+		return digests[0], nil
+	default:
+		sort.Strings(digests)
+		return "", fmt.Errorf("pushing %s: the daemon reported several digests %v", ref, digests)
+	}
+}
+
+// redact removes the password and tokens from a message, in case a daemon ever echoes them.
+func redact(msg string, auth registry.AuthConfig) string {
+	for _, s := range []string{auth.Password, auth.IdentityToken, auth.RegistryToken, auth.Auth} {
+		if len(s) >= 4 {
+			msg = strings.ReplaceAll(msg, s, "[redacted]")
+		}
+	}
+	return msg
+}
+
+// displayHost turns a registry server address ("https://index.docker.io/v1/", "ghcr.io",
+// "http://127.0.0.1:5000") into a host for messages.
+func displayHost(addr string) string {
+	h := addr
+	if strings.Contains(h, "://") {
+		if u, err := url.Parse(h); err == nil && u.Host != "" {
+			h = u.Host
+		}
+	}
+	h, _, _ = strings.Cut(h, "/")
+	switch h {
+	case "index.docker.io", "registry-1.docker.io", "":
+		return "docker.io"
+	}
+	return h
+}
+
+// refHost returns the registry host part of an image reference (docker.io for Docker Hub).
+func refHost(ref string) string {
+	first, _, found := strings.Cut(ref, "/")
+	if !found || !(strings.ContainsAny(first, ".:") || first == "localhost" || strings.ToLower(first) != first) {
+		return "docker.io"
+	}
+	return first
+}

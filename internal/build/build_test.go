@@ -1,0 +1,481 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/registry"
+	"github.com/docker/docker/client"
+
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed"
+)
+
+// syncBuffer is a log writer that tests can read while nothing writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// dockerBuilder connects to the shared test daemon (failing or skipping via testbed.Docker).
+func dockerBuilder(t *testing.T) (*client.Client, *Builder, *syncBuffer) {
+	t.Helper()
+	testbed.Docker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := NewClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	log := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("builder log:\n%s", log.String())
+		}
+	})
+	return c, NewBuilder(c, log), log
+}
+
+var nonRefChars = regexp.MustCompile(`[^a-z0-9]+`)
+
+// uniqueRepo returns a repository path unique to this test run, e.g. "dbd-test/testbuild-1a2b3c".
+func uniqueRepo(t *testing.T) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	name := strings.Trim(nonRefChars.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
+	return "dbd-test/" + name + "-" + hex.EncodeToString(b)
+}
+
+// removeImage removes ref from the daemon when the test ends.
+func removeImage(t *testing.T, c *client.Client, ref string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = c.ImageRemove(ctx, ref, image.RemoveOptions{Force: true, PruneChildren: true})
+	})
+}
+
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestNewClientUnreachable(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "nonexistent", "docker.sock")
+	t.Setenv("DOCKER_HOST", "unix://"+sock)
+	t.Setenv("DOCKER_API_VERSION", "")
+	_, err := NewClient(testCtx(t, 30*time.Second))
+	if err == nil {
+		t.Fatal("NewClient succeeded against a nonexistent socket")
+	}
+	for _, want := range []string{"DOCKER_HOST=unix://" + sock, "Is the Docker daemon running", "/var/run/docker.sock"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestNewClientDefaultHost(t *testing.T) {
+	if _, err := os.Stat("/var/run/docker.sock"); err == nil {
+		t.Skip("/var/run/docker.sock exists here; this test checks the message when it does not")
+	}
+	t.Setenv("DOCKER_HOST", "")
+	_, err := NewClient(testCtx(t, 30*time.Second))
+	if err == nil {
+		t.Fatal("NewClient succeeded without a daemon")
+	}
+	if want := "the default unix:///var/run/docker.sock (DOCKER_HOST is not set)"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error lacks %q:\n%v", want, err)
+	}
+}
+
+func TestNewClientNegotiates(t *testing.T) {
+	testbed.Docker(t)
+	c, err := NewClient(testCtx(t, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	v, err := c.ServerVersion(testCtx(t, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ClientVersion() != v.APIVersion && os.Getenv("DOCKER_API_VERSION") == "" {
+		t.Errorf("client API version %s, daemon %s: NewClient did not negotiate", c.ClientVersion(), v.APIVersion)
+	}
+}
+
+func TestBuildLabelsArgsAndIgnore(t *testing.T) {
+	t.Parallel()
+	c, b, log := dockerBuilder(t)
+	ref := uniqueRepo(t) + ":v1"
+	removeImage(t, c, ref)
+	ctx := testCtx(t, 3*time.Minute)
+
+	id, err := b.Build(ctx, Spec{
+		ContextDir: fixture(t, "simple"),
+		Tags:       []string{ref},
+		Labels:     map[string]string{"dagster/location": "etl", "org.opencontainers.image.revision": "abc123"},
+		BuildArgs:  map[string]string{"GREETING": "hi"},
+	})
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	if !strings.HasPrefix(id, "sha256:") {
+		t.Errorf("image ID %q does not start with sha256:", id)
+	}
+	insp, err := c.ImageInspect(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if insp.ID != id {
+		t.Errorf("Build returned %s, but %s is %s", id, ref, insp.ID)
+	}
+	for k, v := range map[string]string{"dagster/location": "etl", "org.opencontainers.image.revision": "abc123", "fixture": "simple"} {
+		if got := insp.Config.Labels[k]; got != v {
+			t.Errorf("label %s = %q, want %q (labels %v)", k, got, v, insp.Config.Labels)
+		}
+	}
+	for _, want := range []string{"Step 1/7 : FROM scratch", "COPY hello.txt /hello.txt", "LABEL dagster/location=etl", "Successfully tagged " + ref} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("build log lacks %q:\n%s", want, log)
+		}
+	}
+	if strings.Contains(log.String(), "[Warning] One or more build-args") {
+		t.Errorf("build arg GREETING was not consumed:\n%s", log)
+	}
+}
+
+func TestBuildNestedDockerfile(t *testing.T) {
+	t.Parallel()
+	c, b, _ := dockerBuilder(t)
+	ref := uniqueRepo(t) + ":v1"
+	removeImage(t, c, ref)
+	if _, err := b.Build(testCtx(t, 3*time.Minute), Spec{ContextDir: fixture(t, "nested"), Dockerfile: "docker/Dockerfile.prod", Tags: []string{ref}}); err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+}
+
+func TestBuildCopyOfIgnoredFileFails(t *testing.T) {
+	t.Parallel()
+	c, b, _ := dockerBuilder(t)
+	ref := uniqueRepo(t) + ":v1"
+	removeImage(t, c, ref)
+	_, err := b.Build(testCtx(t, 3*time.Minute), Spec{ContextDir: fixture(t, "ignored"), Tags: []string{ref}})
+	if err == nil {
+		t.Fatal("Build succeeded although secret.txt is in .dockerignore")
+	}
+	var se *StreamError
+	if !errors.As(err, &se) {
+		t.Fatalf("error is %T, want a *StreamError: %v", err, err)
+	}
+	// 20.10: "COPY failed: file not found in build context or excluded by .dockerignore: stat secret.txt: file does not exist"
+	for _, want := range []string{"building " + ref, "excluded by .dockerignore", "secret.txt", "Step 3/3 : COPY secret.txt /secret.txt"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestBuildMissingFileFails(t *testing.T) {
+	t.Parallel()
+	c, b, _ := dockerBuilder(t)
+	ref := uniqueRepo(t) + ":v1"
+	removeImage(t, c, ref)
+	_, err := b.Build(testCtx(t, 3*time.Minute), Spec{ContextDir: fixture(t, "missing"), Tags: []string{ref}})
+	if err == nil {
+		t.Fatal("Build succeeded with COPY of a missing file")
+	}
+	for _, want := range []string{"build failed: COPY failed:", "missing.txt", "--- last", "Step 2/2 : COPY missing.txt /"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestBuildContextErrorBeforeDaemon(t *testing.T) {
+	t.Parallel()
+	b := NewBuilder(nil, nil) // must fail before touching the daemon
+	dir := filepath.Join(t.TempDir(), "absent")
+	_, err := b.Build(context.Background(), Spec{ContextDir: dir, Tags: []string{"x:y"}})
+	if err == nil || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "build.directory") {
+		t.Fatalf("error = %v, want one naming %s and build.directory", err, dir)
+	}
+}
+
+// busyboxBase builds a base image holding only a static busybox, so that RUN steps can run
+// without network access. It fails the test when /bin/busybox (Debian busybox-static) is absent.
+func busyboxBase(t *testing.T, c *client.Client, b *Builder) string {
+	t.Helper()
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatalf("needs a static /bin/busybox (scripts/setup.sh installs it; or apt-get install -y busybox-static): %v", err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "busybox"), bb, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	df := "FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\"]\n"
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ref := uniqueRepo(t) + "-busybox:base"
+	removeImage(t, c, ref)
+	if _, err := b.Build(testCtx(t, 3*time.Minute), Spec{ContextDir: dir, Tags: []string{ref}}); err != nil {
+		t.Fatalf("building the busybox base image: %v", err)
+	}
+	return ref
+}
+
+func TestBuildRunFailureShowsOutput(t *testing.T) {
+	t.Parallel()
+	c, b, _ := dockerBuilder(t)
+	base := busyboxBase(t, c, b)
+	dir := t.TempDir()
+	df := "FROM " + base + "\n" +
+		"RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo step-one-ok\"]\n" +
+		"RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo boom; echo to-stderr >&2; exit 3\"]\n"
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ref := uniqueRepo(t) + ":v1"
+	removeImage(t, c, ref)
+	_, err := b.Build(testCtx(t, 3*time.Minute), Spec{ContextDir: dir, Tags: []string{ref}})
+	if err == nil {
+		t.Fatal("Build succeeded although a RUN step exits 3")
+	}
+	t.Logf("Build error: %v", err)
+	var se *StreamError
+	if !errors.As(err, &se) {
+		t.Fatalf("error is %T, want a *StreamError: %v", err, err)
+	}
+	if se.Code != 3 {
+		t.Errorf("code = %d, want 3", se.Code)
+	}
+	if strings.Contains(err.Error(), "\x1b") {
+		t.Errorf("error holds terminal escapes:\n%q", err)
+	}
+	for _, want := range []string{"returned a non-zero code: 3", "\nboom\n", "\nto-stderr\n", "Step 3/3 : RUN"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestPushToAuthenticatedRegistry(t *testing.T) {
+	t.Parallel()
+	c, b, log := dockerBuilder(t)
+	reg := testbed.NewRegistry(t)
+	repo := uniqueRepo(t)
+	ref := reg.Addr + "/" + repo + ":pr-7"
+	removeImage(t, c, ref)
+	ctx := testCtx(t, 5*time.Minute)
+
+	if _, err := b.Build(ctx, Spec{
+		ContextDir: fixture(t, "simple"),
+		Tags:       []string{ref},
+		Labels:     map[string]string{"dagster/location": "etl"},
+	}); err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	auth := registry.AuthConfig{Username: reg.Username, Password: reg.Password, ServerAddress: reg.Addr}
+	if err := b.Login(ctx, auth, "the test"); err != nil {
+		t.Fatalf("Login with the right password: %v", err)
+	}
+	digest, err := b.Push(ctx, ref, auth)
+	if err != nil {
+		t.Fatalf("Push: %v", err)
+	}
+	want, err := reg.ManifestDigest(ctx, repo, "pr-7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if digest != want {
+		t.Errorf("Push returned digest %s, registry has %s", digest, want)
+	}
+	labels, err := reg.ImageLabels(ctx, repo, digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if labels["dagster/location"] != "etl" {
+		t.Errorf("pushed image labels %v lack dagster/location=etl", labels)
+	}
+	tags, err := reg.Tags(ctx, repo)
+	if err != nil || len(tags) != 1 || tags[0] != "pr-7" {
+		t.Errorf("registry tags = %v, %v; want [pr-7]", tags, err)
+	}
+	if !strings.Contains(log.String(), "Pushing "+ref) || !strings.Contains(log.String(), "digest: "+digest) {
+		t.Errorf("push log lacks the reference or digest:\n%s", log)
+	}
+	if strings.Contains(log.String(), reg.Password) {
+		t.Errorf("log contains the password")
+	}
+}
+
+func TestLoginWrongPasswordFailsFast(t *testing.T) {
+	t.Parallel()
+	_, b, _ := dockerBuilder(t)
+	reg := testbed.NewRegistry(t)
+	wrong := "definitely-wrong-" + reg.Password
+	start := time.Now()
+	err := b.Login(testCtx(t, time.Minute), registry.AuthConfig{Username: reg.Username, Password: wrong, ServerAddress: reg.Addr},
+		"the action inputs registry_username/registry_password")
+	if err == nil {
+		t.Fatal("Login with a wrong password succeeded")
+	}
+	t.Logf("Login error (%v): %v", time.Since(start), err)
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("Login took %v; it should fail fast", d)
+	}
+	for _, want := range []string{"registry " + reg.Addr + " refused the credentials", `user "testuser"`, "registry_username/registry_password", "401"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), wrong) || strings.Contains(err.Error(), reg.Password) {
+		t.Errorf("error contains the password:\n%v", err)
+	}
+}
+
+func TestLoginAnonymousIsNoop(t *testing.T) {
+	t.Parallel()
+	b := NewBuilder(nil, nil) // a nil client proves the daemon is not called
+	if err := b.Login(context.Background(), registry.AuthConfig{ServerAddress: "ghcr.io"}, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPushWithoutAuthFails(t *testing.T) {
+	t.Parallel()
+	c, b, _ := dockerBuilder(t)
+	reg := testbed.NewRegistry(t)
+	ref := reg.Addr + "/" + uniqueRepo(t) + ":v1"
+	removeImage(t, c, ref)
+	// The daemon retries a refused push for about 45 s before reporting it.
+	ctx := testCtx(t, 4*time.Minute)
+	if _, err := b.Build(ctx, Spec{ContextDir: fixture(t, "nested"), Dockerfile: "docker/Dockerfile.prod", Tags: []string{ref}}); err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	start := time.Now()
+	_, err := b.Push(ctx, ref, registry.AuthConfig{})
+	if err == nil {
+		t.Fatal("anonymous push to an htpasswd registry succeeded")
+	}
+	t.Logf("Push error (%v): %v", time.Since(start), err)
+	for _, want := range []string{"pushing " + ref + " to registry " + reg.Addr, "push failed", "basic auth"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestPushUnknownImageFails(t *testing.T) {
+	t.Parallel()
+	_, b, _ := dockerBuilder(t)
+	ref := "127.0.0.1:1/" + uniqueRepo(t) + ":never-built"
+	_, err := b.Push(testCtx(t, time.Minute), ref, registry.AuthConfig{})
+	if err == nil || !strings.Contains(err.Error(), ref) {
+		t.Fatalf("error = %v, want one naming %s", err, ref)
+	}
+}
+
+// TestBuildPullsPrivateBaseWithPullAuth pushes a base image to the htpasswd registry, removes it
+// locally, and builds FROM it: without PullAuth the daemon cannot pull it, with PullAuth it can.
+func TestBuildPullsPrivateBaseWithPullAuth(t *testing.T) {
+	t.Parallel()
+	c, b, _ := dockerBuilder(t)
+	reg := testbed.NewRegistry(t)
+	ctx := testCtx(t, 5*time.Minute)
+	auth := registry.AuthConfig{Username: reg.Username, Password: reg.Password, ServerAddress: reg.Addr}
+
+	base := reg.Addr + "/" + uniqueRepo(t) + "-base:v1"
+	removeImage(t, c, base)
+	if _, err := b.Build(ctx, Spec{ContextDir: fixture(t, "nested"), Dockerfile: "docker/Dockerfile.prod", Tags: []string{base}}); err != nil {
+		t.Fatalf("building the base: %v", err)
+	}
+	if _, err := b.Push(ctx, base, auth); err != nil {
+		t.Fatalf("pushing the base: %v", err)
+	}
+	if _, err := c.ImageRemove(ctx, base, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
+		t.Fatalf("removing the local base: %v", err)
+	}
+
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+base+"\nLABEL child=yes\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ref := uniqueRepo(t) + ":child"
+	removeImage(t, c, ref)
+
+	_, err := b.Build(ctx, Spec{ContextDir: dir, Tags: []string{ref}})
+	if err == nil {
+		t.Fatal("building FROM a private base without PullAuth succeeded")
+	}
+	if !strings.Contains(err.Error(), "no basic auth credentials") {
+		t.Errorf("error without PullAuth lacks the daemon's reason:\n%v", err)
+	}
+
+	if _, err := b.Build(ctx, Spec{ContextDir: dir, Tags: []string{ref}, PullAuth: map[string]registry.AuthConfig{reg.Addr: auth}}); err != nil {
+		t.Fatalf("building FROM a private base with PullAuth: %v", err)
+	}
+}
+
+func TestPushWrongPasswordFails(t *testing.T) {
+	t.Parallel()
+	c, b, log := dockerBuilder(t)
+	reg := testbed.NewRegistry(t)
+	ref := reg.Addr + "/" + uniqueRepo(t) + ":v1"
+	removeImage(t, c, ref)
+	ctx := testCtx(t, 4*time.Minute) // some registries make the daemon retry for ~45 s
+	if _, err := b.Build(ctx, Spec{ContextDir: fixture(t, "nested"), Dockerfile: "docker/Dockerfile.prod", Tags: []string{ref}}); err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	wrong := "wrong-" + reg.Password
+	_, err := b.Push(ctx, ref, registry.AuthConfig{Username: reg.Username, Password: wrong, ServerAddress: reg.Addr})
+	if err == nil {
+		t.Fatal("push with a wrong password succeeded")
+	}
+	if !strings.Contains(err.Error(), "unauthorized") || !strings.Contains(err.Error(), ref) {
+		t.Errorf("error lacks unauthorized or the reference:\n%v", err)
+	}
+	if strings.Contains(err.Error(), wrong) || strings.Contains(log.String(), wrong) {
+		t.Errorf("error or log contains the password:\n%v", err)
+	}
+}
+
+func TestLoginUnreachableRegistry(t *testing.T) {
+	t.Parallel()
+	_, b, _ := dockerBuilder(t)
+	err := b.Login(testCtx(t, time.Minute), registry.AuthConfig{Username: "u", Password: "secret-pw", ServerAddress: "127.0.0.1:1"}, "the test")
+	if err == nil {
+		t.Fatal("Login to a closed port succeeded")
+	}
+	t.Logf("Login error: %v", err)
+	if !strings.Contains(err.Error(), "could not log in to registry 127.0.0.1:1") || strings.Contains(err.Error(), "secret-pw") {
+		t.Errorf("unexpected error: %v", err)
+	}
+}
