@@ -166,13 +166,13 @@ func (p *pipeline) buildOne(ctx context.Context, docker Docker, l config.Locatio
 		},
 		PullAuth: pullAuth(auths),
 	}
+	// The builder's errors name the reference and the context already.
 	if _, err := docker.Build(ctx, spec); err != nil {
-		return "", fmt.Errorf("building %s from %s: %w", ref, spec.ContextDir, err)
+		return "", err
 	}
-	host := registryauth.Host(l.Build.Registry)
-	digest, err := docker.Push(ctx, ref, auths[host])
+	digest, err := docker.Push(ctx, ref, auths[registryauth.Host(l.Build.Registry)])
 	if err != nil {
-		return "", fmt.Errorf("pushing %s: %w", ref, err)
+		return "", err
 	}
 	p.logf("Pushed %s@%s", ref, digest)
 	return digest, nil
