@@ -326,6 +326,7 @@ func TestFailures(t *testing.T) {
 		env       map[string]string
 		want      []string // in the ::error annotation
 		noComment bool     // the failure happens before a comment can be written
+		builds    bool     // the failure comes after images were built
 	}{
 		{
 			name:   "missing token",
@@ -349,7 +350,8 @@ func TestFailures(t *testing.T) {
 			setup: func(t *testing.T, s *scenario.Scenario) {
 				writeFile(t, filepath.Join(s.Workspace, "ml_models", "Dockerfile"), "FROM scratch\nCOPY missing.txt /\n")
 			},
-			want: []string{"ml_models", "nothing was deployed"},
+			want:   []string{"ml_models", "nothing was deployed", "missing.txt"},
+			builds: true,
 		},
 		{
 			name:   "registry refuses the password",
@@ -378,7 +380,8 @@ func TestFailures(t *testing.T) {
 			setup: func(t *testing.T, s *scenario.Scenario) {
 				s.Dagster.FailLocation("ml_models", "ModuleNotFoundError: No module named 'ml_models'")
 			},
-			want: []string{"ml_models", "ModuleNotFoundError"},
+			want:   []string{"ml_models", "ModuleNotFoundError"},
+			builds: true,
 		},
 	}
 	for _, tc := range tests {
@@ -407,6 +410,9 @@ func TestFailures(t *testing.T) {
 				if !strings.Contains(final, w) {
 					t.Errorf("the error annotation lacks %q: %s", w, final)
 				}
+			}
+			if built := strings.Contains(res.Stdout, "::group::Build"); built != tc.builds {
+				t.Errorf("images built: %v, want %v", built, tc.builds)
 			}
 			if res.Outputs["status"] != "" && res.Outputs["status"] != "failed" {
 				t.Errorf("status output = %q", res.Outputs["status"])
