@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -439,5 +440,37 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCommentProblemsDoNotFailTheDeploy checks that the comment is optional:
+// a failing GitHub API is a warning, and pr_comment: false writes none.
+func TestCommentProblemsDoNotFailTheDeploy(t *testing.T) {
+	s, ctx := newScenario(t)
+	for i := 0; i < 10; i++ {
+		s.GitHub.FailNext(http.StatusInternalServerError)
+	}
+	res := runAction(t, ctx, s, "pull_request", "pull_request.opened.json", nil, map[string]string{"location_load_timeout": "0"})
+	if res.ExitCode != 0 || len(errorAnnotations(res.Stdout)) != 0 {
+		t.Fatalf("a failing comment failed the run: %s", errorAnnotations(res.Stdout))
+	}
+	if !strings.Contains(res.Stdout, "::warning::Could not write the pull request comment") {
+		t.Error("no warning about the comment")
+	}
+	if res.Outputs["status"] != "success" {
+		t.Errorf("status = %q", res.Outputs["status"])
+	}
+	// With location_load_timeout 0 nothing waits: the locations are deployed, not loaded.
+	if !strings.Contains(res.Summary, "🚀 deployed") {
+		t.Errorf("summary:\n%s", res.Summary)
+	}
+
+	calls := len(s.GitHub.Calls())
+	res = runAction(t, ctx, s, "pull_request", "pull_request.synchronize.json", nil, map[string]string{"pr_comment": "false"})
+	if res.ExitCode != 0 {
+		t.Fatalf("run failed: %s", errorAnnotations(res.Stdout))
+	}
+	if n := len(s.GitHub.Calls()); n != calls {
+		t.Errorf("pr_comment: false still called the GitHub API (%d calls)", n-calls)
 	}
 }
