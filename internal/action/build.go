@@ -141,7 +141,7 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 			continue
 		}
 		p.rep.Location(l.Name).Digest = digest
-		p.rep.Set(l.Name, report.Building, "")
+		p.rep.Set(l.Name, report.Pushed, "")
 	}
 	if len(failed) > 0 {
 		return nil, fmt.Errorf("could not build and push code location(s) %s, so nothing was deployed (the log group of each location shows its build output):\n%w",

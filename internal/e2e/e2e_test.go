@@ -419,6 +419,9 @@ func TestFailures(t *testing.T) {
 				t.Errorf("status output = %q", res.Outputs["status"])
 			}
 			comments := ourComments(s)
+			for _, c := range comments {
+				t.Logf("PR comment:\n%s", c.Body)
+			}
 			if tc.noComment {
 				return
 			}

@@ -16,13 +16,14 @@ type State string
 // Location states, in the order a location goes through them.
 const (
 	Building State = "building" // being built and pushed
+	Pushed   State = "pushed"   // built and pushed, not deployed (yet)
 	Deployed State = "deployed" // sent to Dagster+, not (yet) seen loaded
 	Loaded   State = "loaded"   // the agent loaded it
 	Failed   State = "failed"
 	Closed   State = "closed" // the branch deployment was closed or merged
 )
 
-var icons = map[State]string{Building: "⏳", Deployed: "🚀", Loaded: "✅", Failed: "❌", Closed: "🔒"}
+var icons = map[State]string{Building: "⏳", Pushed: "📦", Deployed: "🚀", Loaded: "✅", Failed: "❌", Closed: "🔒"}
 
 // Location is one row of the report.
 type Location struct {
@@ -70,7 +71,7 @@ func (r *Report) Status() string {
 		switch l.State {
 		case Failed:
 			return "failed"
-		case Building:
+		case Building, Pushed:
 			return "building"
 		}
 	}
@@ -191,7 +192,7 @@ func (r *Report) body() string {
 	}
 	if r.Failure != "" {
 		b.WriteString("\n**Deploy failed:** ")
-		b.WriteString(oneLine(r.Failure))
+		b.WriteString(oneLine(r.Failure, 600))
 		if r.RunURL != "" {
 			fmt.Fprintf(&b, " ([see the run log](%s))", r.RunURL)
 		}
@@ -210,7 +211,7 @@ func (r *Report) body() string {
 	var details []string
 	for _, l := range r.Locations {
 		if l.Error != "" {
-			details = append(details, fmt.Sprintf("<details><summary><code>%s</code>: %s</summary>\n\n```text\n%s\n```\n</details>\n", l.Name, escapeHTML(firstLine(l.Error)), fence(l.Error)))
+			details = append(details, fmt.Sprintf("<details><summary><code>%s</code>: %s</summary>\n\n```text\n%s\n```\n</details>\n", l.Name, escapeHTML(firstLine(l.Error, 200)), fence(l.Error)))
 		}
 	}
 	sort.Strings(details)
@@ -228,17 +229,19 @@ func short(sha string) string {
 	return sha
 }
 
-func firstLine(s string) string {
+// firstLine is the first line of s, cut to max bytes, without the colon
+// that introduces the lines after it.
+func firstLine(s string, max int) string {
 	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
-	if len(l) > 200 {
-		l = l[:200] + "…"
+	l = strings.TrimSuffix(strings.TrimSpace(l), ":")
+	if len(l) > max {
+		l = strings.ToValidUTF8(l[:max], "") + "…"
 	}
 	return l
 }
 
-func oneLine(s string) string {
-	s = firstLine(s)
-	return strings.NewReplacer("|", "\\|", "<", "&lt;", ">", "&gt;").Replace(s)
+func oneLine(s string, max int) string {
+	return strings.NewReplacer("|", "\\|", "<", "&lt;", ">", "&gt;").Replace(firstLine(s, max))
 }
 
 func escapeHTML(s string) string {

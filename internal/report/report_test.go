@@ -35,6 +35,7 @@ func TestStatus(t *testing.T) {
 		want string
 	}{
 		{"building", func(*Report) {}, "building"},
+		{"pushed, not deployed yet", func(r *Report) { r.SetAll(Pushed) }, "building"},
 		{"success", func(r *Report) { r.SetAll(Loaded) }, "success"},
 		{"location failed", func(r *Report) { r.Set("ml", Failed, "boom") }, "failed"},
 		{"run failed", func(r *Report) { r.SetAll(Loaded); r.Failure = "x" }, "failed"},
@@ -62,12 +63,15 @@ func TestCommentContents(t *testing.T) {
 		"| `etl` | ✅ loaded | `r.example/etl:abc@sha256:0123` | Nov 26, 2026 09:30 UTC |",
 		"| `ml` | ❌ failed | `r.example/ml:abc` |",
 		"**Deploy failed:** building ml: boom \\| here ([see the run log](https://github.com/o/r/actions/runs/42))",
-		"<summary><code>ml</code>: step 2/3 failed:</summary>",
+		"<summary><code>ml</code>: step 2/3 failed</summary>",
 		"<!-- dagster-branch-deploy:dagster_cloud.yaml -->",
 	} {
 		if !strings.Contains(c, want) {
 			t.Errorf("comment lacks %q:\n%s", want, c)
 		}
+	}
+	if strings.Contains(c, "<script>") && !strings.Contains(c, "```text\nstep 2/3 failed:\nboom") {
+		t.Error("raw HTML outside the code block")
 	}
 	if strings.Contains(c, "boom ```") {
 		t.Error("error text can close its code fence")
