@@ -8,12 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 
-if [ -z "${DOCKER_HOST:-}" ]; then
-	dir="${DBD_DOCKER_DIR:-/tmp/dagster-branch-deploy-dockerd}"
-	eval "$(scripts/dockerd.sh start "$dir")"
-	trap 'scripts/dockerd.sh stop "$dir" || true' EXIT
-fi
-export DOCKER_HOST
+ensure_dockerd
 
 go build -o dagster-branch-deploy .
 go run ./internal/demo -binary ./dagster-branch-deploy -event "${1:-pull_request.opened.json}"

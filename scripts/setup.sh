@@ -28,3 +28,14 @@ if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
 fi
 command -v go >/dev/null 2>&1 || { echo "setup: Go is not installed (expected /usr/local/go/bin/go)" >&2; exit 1; }
 go mod download
+
+# ensure_dockerd: unless DOCKER_HOST is set, start the private test daemon
+# and stop it when the calling script exits.
+ensure_dockerd() {
+	if [ -z "${DOCKER_HOST:-}" ]; then
+		DBD_DOCKER_DIR="${DBD_DOCKER_DIR:-/tmp/dagster-branch-deploy-dockerd}"
+		eval "$(scripts/dockerd.sh start "$DBD_DOCKER_DIR")"
+		trap 'scripts/dockerd.sh stop "$DBD_DOCKER_DIR" || true' EXIT
+	fi
+	export DOCKER_HOST
+}

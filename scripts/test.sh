@@ -7,12 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 
-if [ -z "${DOCKER_HOST:-}" ]; then
-	dir="${DBD_DOCKER_DIR:-/tmp/dagster-branch-deploy-dockerd}"
-	eval "$(scripts/dockerd.sh start "$dir")"
-	trap 'scripts/dockerd.sh stop "$dir" || true' EXIT
-fi
-export DOCKER_HOST
+ensure_dockerd
 
 unformatted="$(gofmt -l .)"
 if [ -n "$unformatted" ]; then

@@ -1,10 +1,7 @@
 package dagster_test
 
 import (
-	"errors"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -12,30 +9,9 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/dagster"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/dagsteremu"
 )
-
-// realSchemaPath returns <repo root>/../shared/reference/dagster-plus-schema.graphql,
-// where the repo root is the nearest directory above the working directory
-// holding go.mod.
-func realSchemaPath(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the package directory")
-		}
-		dir = parent
-	}
-	return filepath.Join(dir, "..", "shared", "reference", "dagster-plus-schema.graphql")
-}
 
 func validateOperations(t *testing.T, schema *ast.Schema) {
 	t.Helper()
@@ -64,19 +40,7 @@ func validateOperations(t *testing.T, schema *ast.Schema) {
 // client sends against the published Dagster+ schema.
 func TestOperationsValidateAgainstRealSchema(t *testing.T) {
 	t.Parallel()
-	path := realSchemaPath(t)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		t.Skipf("real Dagster+ schema not available at %s", path)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema, err := gqlparser.LoadSchema(&ast.Source{Name: path, Input: string(b)})
-	if err != nil {
-		t.Fatalf("loading %s: %v", path, err)
-	}
-	validateOperations(t, schema)
+	validateOperations(t, testbed.RealSchema(t))
 }
 
 // TestOperationsValidateAgainstEmulatorSchema validates every operation

@@ -1,56 +1,15 @@
 package dagsteremu_test
 
 import (
-	"errors"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/dagsteremu"
 )
-
-// realSchemaPath returns <repo root>/../shared/reference/dagster-plus-schema.graphql,
-// where the repo root is the nearest directory above the working directory
-// holding go.mod.
-func realSchemaPath(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the package directory")
-		}
-		dir = parent
-	}
-	return filepath.Join(dir, "..", "shared", "reference", "dagster-plus-schema.graphql")
-}
-
-func loadRealSchema(t *testing.T) *ast.Schema {
-	t.Helper()
-	path := realSchemaPath(t)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		t.Skipf("real Dagster+ schema not available at %s; skipping the drift check", path)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := gqlparser.LoadSchema(&ast.Source{Name: path, Input: string(b)})
-	if err != nil {
-		t.Fatalf("loading %s: %v", path, err)
-	}
-	return s
-}
 
 func TestSubsetSchemaLoads(t *testing.T) {
 	t.Parallel()
@@ -69,7 +28,7 @@ func TestSubsetSchemaLoads(t *testing.T) {
 // cannot drift from the real API.
 func TestSubsetSchemaMatchesRealSchema(t *testing.T) {
 	t.Parallel()
-	real := loadRealSchema(t)
+	real := testbed.RealSchema(t)
 	subset, err := gqlparser.LoadSchema(&ast.Source{Name: "schema.graphql", Input: dagsteremu.SchemaSDL()})
 	if err != nil {
 		t.Fatal(err)

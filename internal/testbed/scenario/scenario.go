@@ -52,7 +52,7 @@ type Scenario struct {
 // New copies testdata/projects/<project> into a git workspace under dir and
 // starts the stand-ins.
 func New(ctx context.Context, dir, project string) (*Scenario, error) {
-	root, err := RepoRoot()
+	root, err := testbed.RepoRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -89,24 +89,6 @@ func (s *Scenario) Close() {
 		s.closers[i]()
 	}
 	s.closers = nil
-}
-
-// RepoRoot finds the module root from the working directory.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("scenario: go.mod not found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 func copyProject(src, dst string, replace map[string]string) error {
