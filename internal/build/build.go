@@ -13,6 +13,8 @@ import (
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/registry"
+
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/registryauth"
 )
 
 // DockerAPI is the part of the Docker client (*client.Client from NewClient) the Builder uses;
@@ -205,7 +207,7 @@ func (b *Builder) Push(ctx context.Context, ref string, auth registry.AuthConfig
 		var se *StreamError
 		if errors.As(err, &se) {
 			se.Message = redact(se.Message, auth)
-			return "", fmt.Errorf("pushing %s to registry %s: %w", ref, displayHost(refHost(ref)), se)
+			return "", fmt.Errorf("pushing %s to registry %s: %w", ref, registryauth.Host(ref), se)
 		}
 		return "", fmt.Errorf("pushing %s: %w", ref, err)
 	}
@@ -245,13 +247,4 @@ func displayHost(addr string) string {
 		return "docker.io"
 	}
 	return h
-}
-
-// refHost returns the registry host part of an image reference (docker.io for Docker Hub).
-func refHost(ref string) string {
-	first, _, found := strings.Cut(ref, "/")
-	if !found || !(strings.ContainsAny(first, ".:") || first == "localhost" || strings.ToLower(first) != first) {
-		return "docker.io"
-	}
-	return first
 }
