@@ -40,10 +40,54 @@ func (es Errors) Error() string {
 	return strings.Join(msgs, "\n")
 }
 
-// Build is a location's build section.
+// Build is a location's build section. Besides the dagster-cloud keys
+// (directory, registry) it may override the action's build inputs for one
+// location.
 type Build struct {
 	Directory string // relative to the project directory; "." by default
 	Registry  string // image repository without a tag
+
+	Dockerfile string            // relative to Directory
+	Target     string            // build stage
+	Platform   string            // e.g. linux/arm64
+	BuildArgs  map[string]string // merged over the build_args input
+	Labels     map[string]string // merged over the labels input
+	Cache      *bool             // overrides the cache input
+}
+
+// merge lays o's set fields over b.
+func (b Build) merge(o Build) Build {
+	for _, f := range []struct {
+		dst *string
+		src string
+	}{
+		{&b.Directory, o.Directory}, {&b.Registry, o.Registry}, {&b.Dockerfile, o.Dockerfile},
+		{&b.Target, o.Target}, {&b.Platform, o.Platform},
+	} {
+		if f.src != "" {
+			*f.dst = f.src
+		}
+	}
+	b.BuildArgs = mergeMaps(b.BuildArgs, o.BuildArgs)
+	b.Labels = mergeMaps(b.Labels, o.Labels)
+	if o.Cache != nil {
+		b.Cache = o.Cache
+	}
+	return b
+}
+
+func mergeMaps(a, b map[string]string) map[string]string {
+	if len(b) == 0 {
+		return a
+	}
+	out := make(map[string]string, len(a)+len(b))
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
 }
 
 // Location is one entry of `locations:`.
@@ -69,7 +113,7 @@ var (
 	topKeys        = []string{"defaults", "locations"}
 	defaultsKeys   = []string{"build", "working_directory", "image", "executable_path", "container_context", "agent_queue"}
 	locationKeys   = []string{"location_name", "code_source", "build", "working_directory", "image", "executable_path", "attribute", "container_context", "agent_queue"}
-	buildKeys      = []string{"directory", "registry"}
+	buildKeys      = []string{"directory", "registry", "dockerfile", "target", "platform", "build_args", "labels", "cache"}
 	codeSourceKeys = []string{"package_name", "module_name", "python_file", "autoload_defs_module_name"}
 )
 
@@ -184,8 +228,13 @@ func (v *validator) build(n *yaml.Node, where string) Build {
 		return b
 	}
 	v.keys(n, where, buildKeys)
-	if d := lookup(n, "directory"); d != nil {
-		b.Directory, _ = v.str(d, where+".directory")
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{{"directory", &b.Directory}, {"dockerfile", &b.Dockerfile}, {"target", &b.Target}, {"platform", &b.Platform}} {
+		if x := lookup(n, f.key); x != nil {
+			*f.dst, _ = v.str(x, where+"."+f.key)
+		}
 	}
 	if r := lookup(n, "registry"); r != nil {
 		if s, ok := v.str(r, where+".registry"); ok {
@@ -196,7 +245,38 @@ func (v *validator) build(n *yaml.Node, where string) Build {
 			}
 		}
 	}
+	b.BuildArgs = v.stringMap(lookup(n, "build_args"), where+".build_args")
+	b.Labels = v.stringMap(lookup(n, "labels"), where+".labels")
+	if c := lookup(n, "cache"); c != nil {
+		var on bool
+		if c.Kind != yaml.ScalarNode || c.Decode(&on) != nil {
+			v.add(c.Line, fmt.Sprintf("`%s.cache` must be true or false", where))
+		} else {
+			b.Cache = &on
+		}
+	}
 	return b
+}
+
+// stringMap reads a mapping of names to scalar values (build_args: {A: 1}).
+func (v *validator) stringMap(n *yaml.Node, what string) map[string]string {
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		v.add(n.Line, fmt.Sprintf("`%s` must be a mapping of names to values", what))
+		return nil
+	}
+	m := make(map[string]string, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		if val.Kind != yaml.ScalarNode {
+			v.add(val.Line, fmt.Sprintf("`%s.%s` must be a single value", what, k.Value))
+			continue
+		}
+		m[k.Value] = val.Value
+	}
+	return m
 }
 
 func (v *validator) location(n *yaml.Node, defaultBuild Build) (Location, bool) {
@@ -253,13 +333,7 @@ func (v *validator) location(n *yaml.Node, defaultBuild Build) (Location, bool) 
 	loc.Build = defaultBuild
 	b := lookup(n, "build")
 	if b != nil {
-		own := v.build(b, where+" build")
-		if own.Directory != "" {
-			loc.Build.Directory = own.Directory
-		}
-		if own.Registry != "" {
-			loc.Build.Registry = own.Registry
-		}
+		loc.Build = defaultBuild.merge(v.build(b, where+" build"))
 	}
 	if b == nil && loc.Image != "" {
 		loc.NeedsBuild = false

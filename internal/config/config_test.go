@@ -68,8 +68,17 @@ func TestParseErrors(t *testing.T) {
 		{"unknown build key", `locations:
   - location_name: a
     code_source: {package_name: a}
-    build: {registry: r.example/a, dockerfile: x}
-`, []string{`f.yaml:4: unknown key "dockerfile" in location "a" build`}},
+    build: {registry: r.example/a, dockerfil: x}
+`, []string{`f.yaml:4: unknown key "dockerfil" in location "a" build`}},
+		{"bad build overrides", `locations:
+  - location_name: a
+    code_source: {package_name: a}
+    build:
+      registry: r.example/a
+      build_args: [A=1]
+      labels: {a: [1]}
+      cache: maybe
+`, []string{"f.yaml:6: `location \"a\" build.build_args` must be a mapping", "f.yaml:7: `location \"a\" build.labels.a` must be a single value", "f.yaml:8: `location \"a\" build.cache` must be true or false"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,10 +132,10 @@ func TestParseAndDocument(t *testing.T) {
 		t.Fatalf("got %d locations", len(f.Locations))
 	}
 	etl, ml, pre := f.Locations[0], f.Locations[1], f.Locations[2]
-	if etl.Build != (Build{Directory: "./etl", Registry: "127.0.0.1:5000/etl"}) || etl.Line != 5 || !etl.NeedsBuild {
+	if !reflect.DeepEqual(etl.Build, Build{Directory: "./etl", Registry: "127.0.0.1:5000/etl"}) || etl.Line != 5 || !etl.NeedsBuild {
 		t.Errorf("etl = %+v", etl)
 	}
-	if ml.Build != (Build{Directory: ".", Registry: "127.0.0.1:5000/shared"}) || !ml.NeedsBuild {
+	if !reflect.DeepEqual(ml.Build, Build{Directory: ".", Registry: "127.0.0.1:5000/shared"}) || !ml.NeedsBuild {
 		t.Errorf("ml does not take defaults.build: %+v", ml.Build)
 	}
 	if pre.NeedsBuild || pre.Image != "ghcr.io/acme/prebuilt:1.0" {
@@ -154,6 +163,45 @@ func TestParseAndDocument(t *testing.T) {
 	// The prebuilt location keeps its own image when none is given.
 	if got := pre.Document("", "abc", "")["image"]; got != "ghcr.io/acme/prebuilt:1.0" {
 		t.Errorf("prebuilt image = %v", got)
+	}
+}
+
+func TestBuildOverrides(t *testing.T) {
+	t.Parallel()
+	f, err := Parse("dagster_cloud.yaml", []byte(`defaults:
+  build:
+    registry: r.example/app
+    build_args: {PYTHON: "3.12", MODE: prod}
+    cache: false
+locations:
+  - location_name: a
+    code_source: {package_name: a}
+    build:
+      directory: ./a
+      dockerfile: docker/Dockerfile.prod
+      target: runtime
+      platform: linux/arm64
+      build_args: {MODE: branch}
+      labels: {team: data}
+      cache: true
+  - location_name: b
+    code_source: {package_name: b}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	on, off := true, false
+	want := Build{Directory: "./a", Registry: "r.example/app", Dockerfile: "docker/Dockerfile.prod", Target: "runtime", Platform: "linux/arm64",
+		BuildArgs: map[string]string{"PYTHON": "3.12", "MODE": "branch"}, Labels: map[string]string{"team": "data"}, Cache: &on}
+	if got := f.Locations[0].Build; !reflect.DeepEqual(got, want) {
+		t.Errorf("a: got %+v, want %+v", got, want)
+	}
+	wantB := Build{Directory: ".", Registry: "r.example/app", BuildArgs: map[string]string{"PYTHON": "3.12", "MODE": "prod"}, Cache: &off}
+	if got := f.Locations[1].Build; !reflect.DeepEqual(got, wantB) {
+		t.Errorf("b: got %+v, want %+v", got, wantB)
+	}
+	if _, has := f.Locations[0].Document("img", "", "")["build"]; has {
+		t.Error("build overrides leak into the location document")
 	}
 }
 
