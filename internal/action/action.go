@@ -39,7 +39,7 @@ func Run(ctx context.Context, env Env) error {
 	sec := secrets.New(a.AddMask)
 	in, inErr := ReadInputs(a.GetInput, env.Getenv)
 	// Mask before anything is printed, even when the inputs are bad.
-	sec.Add(in.APIToken, in.RegistryPassword, in.GitHubToken)
+	sec.Add(in.Secrets()...)
 	if inErr != nil {
 		return fail(sec, inErr)
 	}

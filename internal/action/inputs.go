@@ -25,6 +25,24 @@ type Inputs struct {
 	PRComment             bool
 	LocationLoadTimeout   time.Duration
 	AgentHeartbeatTimeout time.Duration
+
+	// Build inputs; dagster_cloud.yaml's build section may override them
+	// per location.
+	Dockerfile   string
+	BuildArgs    map[string]string
+	Target       string
+	Platform     string
+	BuildSecrets map[string]string
+	SSH          []string
+	Labels       map[string]string
+	Cache        bool
+	Push         bool
+
+	// Registry login.
+	AWSRoleARN                  string
+	GCPCredentialsJSON          string
+	GCPWorkloadIdentityProvider string
+	GCPServiceAccount           string
 }
 
 // InputError is a bad or missing input.
@@ -63,8 +81,35 @@ func ReadInputs(input, getenv func(string) string) (Inputs, error) {
 		RegistryUsername: get("registry_username", "", ""),
 		RegistryPassword: get("registry_password", "", ""),
 		GitHubToken:      get("github_token", "GITHUB_TOKEN", ""),
+
+		Dockerfile:                  get("dockerfile", "", "Dockerfile"),
+		Target:                      get("target", "", ""),
+		Platform:                    get("platform", "", "linux/amd64"),
+		SSH:                         config.SplitList(input("ssh")),
+		AWSRoleARN:                  get("aws_role_arn", "", ""),
+		GCPCredentialsJSON:          strings.TrimSpace(input("gcp_credentials_json")),
+		GCPWorkloadIdentityProvider: get("gcp_workload_identity_provider", "", ""),
+		GCPServiceAccount:           get("gcp_service_account", "", ""),
 	}
 	var err error
+	if in.BuildArgs, err = parsePairs("build_args", input("build_args")); err != nil {
+		return in, err
+	}
+	if in.Labels, err = parsePairs("labels", input("labels")); err != nil {
+		return in, err
+	}
+	if in.BuildSecrets, err = parsePairs("build_secrets", input("build_secrets")); err != nil {
+		return in, err
+	}
+	if in.Cache, err = parseBool("cache", get("cache", "", "true")); err != nil {
+		return in, err
+	}
+	if in.Push, err = parseBool("push", get("push", "", "true")); err != nil {
+		return in, err
+	}
+	if (in.GCPWorkloadIdentityProvider == "") != (in.GCPServiceAccount == "") {
+		return in, &InputError{"gcp_workload_identity_provider", "gcp_workload_identity_provider and gcp_service_account go together: set both for keyless login to Google Artifact Registry"}
+	}
 	if in.PRComment, err = parseBool("pr_comment", get("pr_comment", "", "true")); err != nil {
 		return in, err
 	}
@@ -93,6 +138,36 @@ func (in Inputs) CheckDagster() error {
 		return &InputError{"dagster_cloud_api_token", "the Dagster+ API token is not set: pass `dagster_cloud_api_token: ${{ secrets.DAGSTER_CLOUD_API_TOKEN }}` or set DAGSTER_CLOUD_API_TOKEN (create an agent token under Organization settings → Tokens). Pull requests from forks get no secrets"}
 	}
 	return nil
+}
+
+// Secrets are the values among the inputs that must never be shown.
+func (in Inputs) Secrets() []string {
+	out := []string{in.APIToken, in.RegistryPassword, in.GitHubToken, in.GCPCredentialsJSON}
+	for _, v := range in.BuildSecrets {
+		out = append(out, v)
+	}
+	return out
+}
+
+// parsePairs reads KEY=VALUE lines (blank lines and # comments skipped).
+func parsePairs(name, v string) (map[string]string, error) {
+	var out map[string]string
+	for i, line := range strings.Split(v, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, val, ok := strings.Cut(line, "=")
+		if k = strings.TrimSpace(k); !ok || k == "" {
+			// The line may hold a secret: show only its number.
+			return nil, &InputError{name, fmt.Sprintf("line %d is not KEY=VALUE (one per line)", i+1)}
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[k] = val
+	}
+	return out, nil
 }
 
 func parseBool(name, v string) (bool, error) {

@@ -28,7 +28,8 @@ func TestReadInputs(t *testing.T) {
 			name: "defaults",
 			check: func(t *testing.T, in Inputs) {
 				want := Inputs{Deployment: "prod", ProjectDir: ".", YAMLPath: "dagster_cloud.yaml", PRComment: true,
-					LocationLoadTimeout: 600 * time.Second, AgentHeartbeatTimeout: 120 * time.Second}
+					LocationLoadTimeout: 600 * time.Second, AgentHeartbeatTimeout: 120 * time.Second,
+					Dockerfile: "Dockerfile", Platform: "linux/amd64", Cache: true, Push: true}
 				if !reflect.DeepEqual(in, want) {
 					t.Errorf("got %+v", in)
 				}
@@ -67,6 +68,23 @@ func TestReadInputs(t *testing.T) {
 		{name: "bad timeout", inputs: map[string]string{"location_load_timeout": "-3"}, wantErr: "input location_load_timeout"},
 		{name: "bad tag", inputs: map[string]string{"image_tag": "feature/x"}, wantErr: "input image_tag"},
 		{name: "half credentials", inputs: map[string]string{"registry_username": "me"}, wantErr: "registry_password"},
+		{
+			name: "build inputs",
+			inputs: map[string]string{"build_args": "PYTHON=3.12\n\n# comment\nEXTRA=a=b", "labels": "team=data", "build_secrets": "pip_token=s3cr3t-value",
+				"ssh": "default\ngithub=/tmp/key", "cache": "false", "push": "false", "target": "runtime", "dockerfile": "docker/Dockerfile"},
+			check: func(t *testing.T, in Inputs) {
+				if !reflect.DeepEqual(in.BuildArgs, map[string]string{"PYTHON": "3.12", "EXTRA": "a=b"}) || in.Labels["team"] != "data" ||
+					in.BuildSecrets["pip_token"] != "s3cr3t-value" || !slices.Equal(in.SSH, []string{"default", "github=/tmp/key"}) ||
+					in.Cache || in.Push || in.Target != "runtime" || in.Dockerfile != "docker/Dockerfile" {
+					t.Errorf("got %+v", in)
+				}
+				if !slices.Contains(in.Secrets(), "s3cr3t-value") {
+					t.Error("build secrets are not among the secrets to mask")
+				}
+			},
+		},
+		{name: "bad secret line", inputs: map[string]string{"build_secrets": "just-a-secret-value"}, wantErr: "line 1 is not KEY=VALUE"},
+		{name: "half WIF", inputs: map[string]string{"gcp_workload_identity_provider": "projects/1/locations/global/workloadIdentityPools/p/providers/gh"}, wantErr: "gcp_service_account"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,6 +94,9 @@ func TestReadInputs(t *testing.T) {
 				var ie *InputError
 				if !errors.As(err, &ie) || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want an InputError with %q", err, tc.wantErr)
+				}
+				if v := tc.inputs["build_secrets"]; v != "" && strings.Contains(err.Error(), v) {
+					t.Errorf("the error shows the secret: %v", err)
 				}
 				return
 			}
