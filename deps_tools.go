@@ -15,5 +15,6 @@ import (
 	_ "github.com/moby/buildkit/session/auth"
 	_ "github.com/moby/buildkit/session/secrets/secretsprovider"
 	_ "github.com/moby/buildkit/session/sshforward/sshprovider"
+	_ "github.com/rhysd/actionlint"
 	_ "golang.org/x/oauth2/google"
 )
