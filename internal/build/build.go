@@ -6,10 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
+	"sync"
 
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/registry"
@@ -21,15 +25,32 @@ import (
 // tests may fake it.
 type DockerAPI interface {
 	ImageBuild(ctx context.Context, buildContext io.Reader, options build.ImageBuildOptions) (build.ImageBuildResponse, error)
+	ImagePull(ctx context.Context, ref string, options image.PullOptions) (io.ReadCloser, error)
 	ImagePush(ctx context.Context, ref string, options image.PushOptions) (io.ReadCloser, error)
 	RegistryLogin(ctx context.Context, auth registry.AuthConfig) (registry.AuthenticateOKBody, error)
+
+	// NegotiateAPIVersion, ClientVersion and ServerVersion choose the builder.
+	NegotiateAPIVersion(ctx context.Context)
+	ClientVersion() string
+	ServerVersion(ctx context.Context) (types.Version, error)
+	// DialHijack opens the BuildKit session ("POST /session", upgraded to h2c).
+	DialHijack(ctx context.Context, url, proto string, meta map[string][]string) (net.Conn, error)
 }
 
 // Builder builds and pushes images through a Docker daemon, writing the daemon's progress as
 // plain text to a log (the GitHub Actions log).
+//
+// It builds with BuildKit, through the Engine API and a session that serves registry
+// credentials, secrets and SSH agents, as `docker buildx build` does with the docker driver. It
+// falls back to the classic builder when the daemon cannot run BuildKit builds (API < 1.39, a
+// non-Linux daemon) or DOCKER_BUILDKIT=0 is set. The choice is made once, at the first build.
 type Builder struct {
 	docker DockerAPI
 	log    io.Writer
+	getenv func(string) string // os.Getenv; replaced in tests
+
+	mu     sync.Mutex
+	choice *builderChoice // nil until the first build
 }
 
 // NewBuilder returns a Builder using the client c (from NewClient). A nil log discards output.
@@ -37,7 +58,7 @@ func NewBuilder(c DockerAPI, log io.Writer) *Builder {
 	if log == nil {
 		log = io.Discard
 	}
-	return &Builder{docker: c, log: log}
+	return &Builder{docker: c, log: log, getenv: os.Getenv}
 }
 
 // Spec describes one image build.
@@ -47,15 +68,32 @@ type Spec struct {
 	Tags       []string          // full references "host/repo:tag"; the daemon applies all of them
 	Labels     map[string]string // image labels
 	BuildArgs  map[string]string // --build-arg values
+	Target     string            // the stage to build (--target); empty builds the last stage
 	Platform   string            // optional, e.g. "linux/amd64" (API >= 1.32)
-	// PullAuth holds credentials for FROM images, keyed by registry host (or
-	// "https://index.docker.io/v1/" for Docker Hub; see registryauth.ConfigKey). May be nil.
+	// PullAuth holds credentials for FROM images and CacheFrom images, keyed by registry host
+	// (or "https://index.docker.io/v1/" for Docker Hub; see registryauth.ConfigKey). May be nil.
 	PullAuth map[string]registry.AuthConfig
+
+	// Secrets are build secrets by id, for RUN --mount=type=secret,id=<id> (BuildKit only).
+	// They are served to the daemon through the build session, never logged, and not stored in
+	// the image.
+	Secrets map[string][]byte
+	// SSH lists the SSH agents to forward, for RUN --mount=type=ssh[,id=<id>] (BuildKit only).
+	// Each entry is "default" (the agent at $SSH_AUTH_SOCK), "<id>" (the same agent under that
+	// id), or "<id>=<path>[,<path>…]" with an agent socket or unencrypted private key files.
+	SSH []string
+	// CacheFrom are image references used as cache sources (--cache-from), resolved from their
+	// registries with PullAuth. An image that does not exist yet (the first run) is skipped.
+	// BuildKit needs images built with InlineCache; the classic builder pulls them first.
+	CacheFrom []string
+	// InlineCache stores cache metadata in the image (build arg BUILDKIT_INLINE_CACHE=1), so
+	// that the pushed image can serve as a CacheFrom source of later builds (BuildKit only).
+	InlineCache bool
 }
 
-// Build builds s with the classic builder and returns the image ID ("sha256:…"). The daemon's
-// output goes to the Builder's log. A failing step gives a *StreamError holding the daemon's
-// message and the last lines of output.
+// Build builds s and returns the image ID ("sha256:…"). The daemon's output goes to the
+// Builder's log as plain text. A failing step gives a *StreamError holding the daemon's message,
+// the failing step (BuildKit) and the last lines of its output.
 func (b *Builder) Build(ctx context.Context, s Spec) (string, error) {
 	bc, err := prepareContext(s.ContextDir, s.Dockerfile)
 	if err != nil {
@@ -64,53 +102,47 @@ func (b *Builder) Build(ctx context.Context, s Spec) (string, error) {
 	if len(s.Tags) == 0 {
 		return "", errors.New("build: no image tags given")
 	}
-	// BuildKit (Version "2") would branch here: same context tar and stream decoder, plus a
-	// session (DialHijack "/session") serving registry credentials, since BuildKit ignores
-	// AuthConfigs, and decoding of the "moby.buildkit.trace" aux messages for the log.
-	return b.buildClassic(ctx, bc, s)
-}
-
-// classicOptions maps a Spec to the classic builder's options.
-func classicOptions(bc *buildContext, s Spec) build.ImageBuildOptions {
-	var args map[string]*string
-	if len(s.BuildArgs) > 0 {
-		args = make(map[string]*string, len(s.BuildArgs))
-		for k, v := range s.BuildArgs {
-			args[k] = &v
-		}
-	}
-	return build.ImageBuildOptions{
-		Version:     build.BuilderV1, // explicit: the daemon's default is not something to rely on
-		Dockerfile:  bc.dockerfile,
-		Tags:        s.Tags,
-		Labels:      s.Labels,
-		BuildArgs:   args,
-		Platform:    s.Platform,
-		AuthConfigs: s.PullAuth,
-		// The zero value sends rm=0, which leaves intermediate containers behind.
-		Remove:      true,
-		ForceRemove: true,
-	}
-}
-
-func (b *Builder) buildClassic(ctx context.Context, bc *buildContext, s Spec) (string, error) {
-	tar, err := bc.tar()
+	c, err := b.chooseBuilder(ctx)
 	if err != nil {
 		return "", err
 	}
-	defer tar.Close()
-
-	fmt.Fprintf(b.log, "Building %s from %s (Dockerfile %s)\n", strings.Join(s.Tags, ", "), bc.dir, bc.dockerfile)
-	resp, err := b.docker.ImageBuild(ctx, tar, classicOptions(bc, s))
-	if err != nil {
-		return "", fmt.Errorf("starting the build of %s: %w", s.Tags[0], err)
+	if c.buildKit {
+		return b.buildBuildKit(ctx, bc, s)
 	}
-	defer resp.Body.Close()
+	return b.buildClassic(ctx, bc, s, c.reason)
+}
 
+// UsesBuildKit reports whether the Builder builds with BuildKit (true) or with the classic
+// builder. Like the first Build, the first call asks the daemon and logs the choice.
+func (b *Builder) UsesBuildKit(ctx context.Context) (bool, error) {
+	c, err := b.chooseBuilder(ctx)
+	return c.buildKit, err
+}
+
+// buildArgs converts build arguments to the API's form; nil values would mean "take it from the
+// daemon's environment".
+func buildArgs(in map[string]string) map[string]*string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make(map[string]*string, len(in))
+	for k, v := range in {
+		out[k] = &v
+	}
+	return out
+}
+
+// readBuildStream decodes a build's JSON stream (either builder) into the log and returns the
+// image ID. BuildKit's progress messages are printed like `docker build --progress=plain`, and
+// a failure names the failing step and holds its last output lines.
+func (b *Builder) readBuildStream(body io.Reader, ref string) (string, error) {
 	var imageID string
+	trace := &tracePrinter{}
 	dec := newStreamDecoder("build", b.log, func(id string, aux json.RawMessage) error {
 		switch id {
-		case "", "moby.image.id": // classic builder: no id; BuildKit: moby.image.id
+		case traceAuxID:
+			trace.handle(aux)
+		case "", imageIDAuxID: // classic builder: no id
 			var r build.Result
 			if json.Unmarshal(aux, &r) == nil && r.ID != "" {
 				imageID = r.ID
@@ -118,11 +150,18 @@ func (b *Builder) buildClassic(ctx context.Context, bc *buildContext, s Spec) (s
 		}
 		return nil
 	})
-	if err := dec.decode(resp.Body); err != nil {
-		return "", fmt.Errorf("building %s: %w", s.Tags[0], err)
+	trace.w = dec
+	err := dec.decode(body)
+	trace.finish()
+	if err != nil {
+		var se *StreamError
+		if errors.As(err, &se) {
+			trace.annotate(se)
+		}
+		return "", fmt.Errorf("building %s: %w", ref, err)
 	}
 	if imageID == "" {
-		return "", fmt.Errorf("building %s: the daemon's stream ended without an image ID", s.Tags[0])
+		return "", fmt.Errorf("building %s: the daemon's stream ended without an image ID", ref)
 	}
 	return imageID, nil
 }

@@ -6,9 +6,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -84,6 +86,23 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
+// builders are the builders that table tests run with: the default (BuildKit on the test
+// daemon) and the classic fallback.
+var builders = []struct {
+	name     string
+	buildKit bool
+}{{"buildkit", true}, {"classic", false}}
+
+// useBuilder makes b use BuildKit or the classic builder without asking the daemon.
+func useBuilder(b *Builder, buildKit bool) *Builder {
+	c := builderChoice{buildKit: buildKit}
+	if !buildKit {
+		c.reason = "the test asks for it"
+	}
+	b.choice = &c
+	return b
+}
+
 func TestNewClientUnreachable(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "nonexistent", "docker.sock")
 	t.Setenv("DOCKER_HOST", "unix://"+sock)
@@ -131,42 +150,52 @@ func TestNewClientNegotiates(t *testing.T) {
 
 func TestBuildLabelsArgsAndIgnore(t *testing.T) {
 	t.Parallel()
-	c, b, log := dockerBuilder(t)
-	ref := uniqueRepo(t) + ":v1"
-	removeImage(t, c, ref)
-	ctx := testCtx(t, 3*time.Minute)
+	wantLog := map[string][]string{
+		"buildkit": {"with BuildKit", "[1/2] COPY hello.txt /hello.txt", "[2/2] COPY app/ /app/", "naming to docker.io/dbd-test/"},
+		"classic":  {"with the classic builder", "Step 1/7 : FROM scratch", "COPY hello.txt /hello.txt", "LABEL dagster/location=etl"},
+	}
+	for _, bt := range builders {
+		t.Run(bt.name, func(t *testing.T) {
+			t.Parallel()
+			c, b, log := dockerBuilder(t)
+			useBuilder(b, bt.buildKit)
+			ref := uniqueRepo(t) + ":v1"
+			removeImage(t, c, ref)
+			ctx := testCtx(t, 3*time.Minute)
 
-	id, err := b.Build(ctx, Spec{
-		ContextDir: fixture(t, "simple"),
-		Tags:       []string{ref},
-		Labels:     map[string]string{"dagster/location": "etl", "org.opencontainers.image.revision": "abc123"},
-		BuildArgs:  map[string]string{"GREETING": "hi"},
-	})
-	if err != nil {
-		t.Fatalf("Build: %v", err)
-	}
-	if !strings.HasPrefix(id, "sha256:") {
-		t.Errorf("image ID %q does not start with sha256:", id)
-	}
-	insp, err := c.ImageInspect(ctx, ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if insp.ID != id {
-		t.Errorf("Build returned %s, but %s is %s", id, ref, insp.ID)
-	}
-	for k, v := range map[string]string{"dagster/location": "etl", "org.opencontainers.image.revision": "abc123", "fixture": "simple"} {
-		if got := insp.Config.Labels[k]; got != v {
-			t.Errorf("label %s = %q, want %q (labels %v)", k, got, v, insp.Config.Labels)
-		}
-	}
-	for _, want := range []string{"Step 1/7 : FROM scratch", "COPY hello.txt /hello.txt", "LABEL dagster/location=etl", "Successfully tagged " + ref} {
-		if !strings.Contains(log.String(), want) {
-			t.Errorf("build log lacks %q:\n%s", want, log)
-		}
-	}
-	if strings.Contains(log.String(), "[Warning] One or more build-args") {
-		t.Errorf("build arg GREETING was not consumed:\n%s", log)
+			id, err := b.Build(ctx, Spec{
+				ContextDir: fixture(t, "simple"),
+				Tags:       []string{ref},
+				Labels:     map[string]string{"dagster/location": "etl", "org.opencontainers.image.revision": "abc123"},
+				BuildArgs:  map[string]string{"GREETING": "hi"},
+			})
+			if err != nil {
+				t.Fatalf("Build: %v", err)
+			}
+			if !strings.HasPrefix(id, "sha256:") {
+				t.Errorf("image ID %q does not start with sha256:", id)
+			}
+			insp, err := c.ImageInspect(ctx, ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if insp.ID != id {
+				t.Errorf("Build returned %s, but %s is %s", id, ref, insp.ID)
+			}
+			for k, v := range map[string]string{"dagster/location": "etl", "org.opencontainers.image.revision": "abc123", "fixture": "simple"} {
+				if got := insp.Config.Labels[k]; got != v {
+					t.Errorf("label %s = %q, want %q (labels %v)", k, got, v, insp.Config.Labels)
+				}
+			}
+			for _, want := range append(wantLog[bt.name], "Successfully tagged "+ref) {
+				if !strings.Contains(log.String(), want) {
+					t.Errorf("build log lacks %q:\n%s", want, log)
+				}
+			}
+			if strings.Contains(log.String(), "[Warning] One or more build-args") {
+				t.Errorf("build arg GREETING was not consumed:\n%s", log)
+			}
+		})
 	}
 }
 
@@ -180,40 +209,41 @@ func TestBuildNestedDockerfile(t *testing.T) {
 	}
 }
 
-func TestBuildCopyOfIgnoredFileFails(t *testing.T) {
+func TestBuildCopyFailures(t *testing.T) {
 	t.Parallel()
-	c, b, _ := dockerBuilder(t)
-	ref := uniqueRepo(t) + ":v1"
-	removeImage(t, c, ref)
-	_, err := b.Build(testCtx(t, 3*time.Minute), Spec{ContextDir: fixture(t, "ignored"), Tags: []string{ref}})
-	if err == nil {
-		t.Fatal("Build succeeded although secret.txt is in .dockerignore")
+	tests := []struct {
+		fixture  string
+		buildKit bool
+		want     []string
+	}{
+		// 20.10: "COPY failed: file not found in build context or excluded by .dockerignore: stat secret.txt: file does not exist"
+		{"ignored", false, []string{"excluded by .dockerignore", "secret.txt", "Step 3/3 : COPY secret.txt /secret.txt"}},
+		{"missing", false, []string{"build failed: COPY failed:", "missing.txt", "--- last", "Step 2/2 : COPY missing.txt /"}},
+		// BuildKit: `failed to compute cache key: "/secret.txt" not found: not found`
+		{"ignored", true, []string{`"/secret.txt" not found`, "failing step: [2/2] COPY secret.txt /secret.txt"}},
+		{"missing", true, []string{`build failed: failed to compute cache key: "/missing.txt" not found`, "failing step: [1/1] COPY missing.txt /"}},
 	}
-	var se *StreamError
-	if !errors.As(err, &se) {
-		t.Fatalf("error is %T, want a *StreamError: %v", err, err)
-	}
-	// 20.10: "COPY failed: file not found in build context or excluded by .dockerignore: stat secret.txt: file does not exist"
-	for _, want := range []string{"building " + ref, "excluded by .dockerignore", "secret.txt", "Step 3/3 : COPY secret.txt /secret.txt"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error lacks %q:\n%v", want, err)
-		}
-	}
-}
-
-func TestBuildMissingFileFails(t *testing.T) {
-	t.Parallel()
-	c, b, _ := dockerBuilder(t)
-	ref := uniqueRepo(t) + ":v1"
-	removeImage(t, c, ref)
-	_, err := b.Build(testCtx(t, 3*time.Minute), Spec{ContextDir: fixture(t, "missing"), Tags: []string{ref}})
-	if err == nil {
-		t.Fatal("Build succeeded with COPY of a missing file")
-	}
-	for _, want := range []string{"build failed: COPY failed:", "missing.txt", "--- last", "Step 2/2 : COPY missing.txt /"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error lacks %q:\n%v", want, err)
-		}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%s/buildkit=%v", tc.fixture, tc.buildKit), func(t *testing.T) {
+			t.Parallel()
+			c, b, _ := dockerBuilder(t)
+			useBuilder(b, tc.buildKit)
+			ref := uniqueRepo(t) + ":v1"
+			removeImage(t, c, ref)
+			_, err := b.Build(testCtx(t, 3*time.Minute), Spec{ContextDir: fixture(t, tc.fixture), Tags: []string{ref}})
+			if err == nil {
+				t.Fatal("Build succeeded with a COPY of a missing or ignored file")
+			}
+			var se *StreamError
+			if !errors.As(err, &se) {
+				t.Fatalf("error is %T, want a *StreamError: %v", err, err)
+			}
+			for _, want := range append(tc.want, "building "+ref) {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error lacks %q:\n%v", want, err)
+				}
+			}
+		})
 	}
 }
 
@@ -227,8 +257,8 @@ func TestBuildContextErrorBeforeDaemon(t *testing.T) {
 	}
 }
 
-// busyboxBase builds a base image holding only a static busybox, so that RUN steps can run
-// without network access. It fails the test when /bin/busybox (Debian busybox-static) is absent.
+// busyboxBase builds a base image holding only a static busybox and its applets (/bin/sh,
+// /bin/cat…), so that RUN steps can run without network access. It fails the test when /bin/busybox (Debian busybox-static) is absent.
 func busyboxBase(t *testing.T, c *client.Client, b *Builder) string {
 	t.Helper()
 	bb, err := os.ReadFile("/bin/busybox")
@@ -239,7 +269,7 @@ func busyboxBase(t *testing.T, c *client.Client, b *Builder) string {
 	if err := os.WriteFile(filepath.Join(dir, "busybox"), bb, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	df := "FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\"]\n"
+	df := "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nENTRYPOINT [\"/bin/busybox\"]\n"
 	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -253,36 +283,56 @@ func busyboxBase(t *testing.T, c *client.Client, b *Builder) string {
 
 func TestBuildRunFailureShowsOutput(t *testing.T) {
 	t.Parallel()
-	c, b, _ := dockerBuilder(t)
-	base := busyboxBase(t, c, b)
-	dir := t.TempDir()
-	df := "FROM " + base + "\n" +
-		"RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo step-one-ok\"]\n" +
-		"RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo boom; echo to-stderr >&2; exit 3\"]\n"
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
-		t.Fatal(err)
+	want := map[string][]string{
+		"classic":  {"returned a non-zero code: 3", "Step 3/3 : RUN"},
+		"buildkit": {"exit code: 3", `failing step: [3/3] RUN ["/bin/busybox", "sh", "-c", "echo boom;`, "last 2 lines of the step's output"},
 	}
-	ref := uniqueRepo(t) + ":v1"
-	removeImage(t, c, ref)
-	_, err := b.Build(testCtx(t, 3*time.Minute), Spec{ContextDir: dir, Tags: []string{ref}})
-	if err == nil {
-		t.Fatal("Build succeeded although a RUN step exits 3")
-	}
-	t.Logf("Build error: %v", err)
-	var se *StreamError
-	if !errors.As(err, &se) {
-		t.Fatalf("error is %T, want a *StreamError: %v", err, err)
-	}
-	if se.Code != 3 {
-		t.Errorf("code = %d, want 3", se.Code)
-	}
-	if strings.Contains(err.Error(), "\x1b") {
-		t.Errorf("error holds terminal escapes:\n%q", err)
-	}
-	for _, want := range []string{"returned a non-zero code: 3", "\nboom\n", "\nto-stderr\n", "Step 3/3 : RUN"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error lacks %q:\n%v", want, err)
-		}
+	for _, bt := range builders {
+		t.Run(bt.name, func(t *testing.T) {
+			t.Parallel()
+			c, b, log := dockerBuilder(t)
+			base := busyboxBase(t, c, b)
+			useBuilder(b, bt.buildKit)
+			dir := t.TempDir()
+			df := "FROM " + base + "\n" +
+				"RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo step-one-ok\"]\n" +
+				"RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo boom; echo to-stderr >&2; exit 3\"]\n"
+			if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ref := uniqueRepo(t) + ":v1"
+			removeImage(t, c, ref)
+			_, err := b.Build(testCtx(t, 3*time.Minute), Spec{ContextDir: dir, Tags: []string{ref}})
+			if err == nil {
+				t.Fatal("Build succeeded although a RUN step exits 3")
+			}
+			t.Logf("Build error: %v", err)
+			var se *StreamError
+			if !errors.As(err, &se) {
+				t.Fatalf("error is %T, want a *StreamError: %v", err, err)
+			}
+			if se.Code != 3 {
+				t.Errorf("code = %d, want 3", se.Code)
+			}
+			if strings.Contains(err.Error(), "\x1b") {
+				t.Errorf("error holds terminal escapes:\n%q", err)
+			}
+			if !slices.Contains(se.Tail, "boom") || !slices.Contains(se.Tail, "to-stderr") {
+				t.Errorf("tail %q lacks the step's output lines boom and to-stderr", se.Tail)
+			}
+			if bt.buildKit && slices.Contains(se.Tail, "step-one-ok") {
+				t.Errorf("tail %q holds the output of another step", se.Tail)
+			}
+			// BuildKit does not keep the order of stdout and stderr lines.
+			for _, want := range append(want[bt.name], "\nboom", "\nto-stderr") {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error lacks %q:\n%v", want, err)
+				}
+			}
+			if !strings.Contains(log.String(), "step-one-ok") {
+				t.Errorf("the log lacks the output of the first RUN:\n%s", log)
+			}
+		})
 	}
 }
 
@@ -404,43 +454,60 @@ func TestPushUnknownImageFails(t *testing.T) {
 }
 
 // TestBuildPullsPrivateBaseWithPullAuth pushes a base image to the htpasswd registry, removes it
-// locally, and builds FROM it: without PullAuth the daemon cannot pull it, with PullAuth it can.
+// locally, and builds FROM it: without PullAuth the daemon cannot pull it, with PullAuth it can
+// (the classic builder sends them with the request, BuildKit asks the session for them).
 func TestBuildPullsPrivateBaseWithPullAuth(t *testing.T) {
 	t.Parallel()
-	c, b, _ := dockerBuilder(t)
-	reg := testbed.NewRegistry(t)
-	ctx := testCtx(t, 5*time.Minute)
-	auth := registry.AuthConfig{Username: reg.Username, Password: reg.Password, ServerAddress: reg.Addr}
+	wantRefusal := map[string][]string{
+		"classic":  {"no basic auth credentials"},
+		"buildkit": {"401 Unauthorized", "failing step: [internal] load metadata for "},
+	}
+	for _, bt := range builders {
+		t.Run(bt.name, func(t *testing.T) {
+			t.Parallel()
+			c, b, _ := dockerBuilder(t)
+			useBuilder(b, bt.buildKit)
+			reg := testbed.NewRegistry(t)
+			ctx := testCtx(t, 5*time.Minute)
+			auth := registry.AuthConfig{Username: reg.Username, Password: reg.Password, ServerAddress: reg.Addr}
 
-	base := reg.Addr + "/" + uniqueRepo(t) + "-base:v1"
-	removeImage(t, c, base)
-	if _, err := b.Build(ctx, Spec{ContextDir: fixture(t, "nested"), Dockerfile: "docker/Dockerfile.prod", Tags: []string{base}}); err != nil {
-		t.Fatalf("building the base: %v", err)
-	}
-	if _, err := b.Push(ctx, base, auth); err != nil {
-		t.Fatalf("pushing the base: %v", err)
-	}
-	if _, err := c.ImageRemove(ctx, base, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
-		t.Fatalf("removing the local base: %v", err)
-	}
+			base := reg.Addr + "/" + uniqueRepo(t) + "-base:v1"
+			removeImage(t, c, base)
+			if _, err := b.Build(ctx, Spec{ContextDir: fixture(t, "nested"), Dockerfile: "docker/Dockerfile.prod", Tags: []string{base}}); err != nil {
+				t.Fatalf("building the base: %v", err)
+			}
+			if _, err := b.Push(ctx, base, auth); err != nil {
+				t.Fatalf("pushing the base: %v", err)
+			}
+			if _, err := c.ImageRemove(ctx, base, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
+				t.Fatalf("removing the local base: %v", err)
+			}
 
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+base+"\nLABEL child=yes\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ref := uniqueRepo(t) + ":child"
-	removeImage(t, c, ref)
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+base+"\nLABEL child=yes\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ref := uniqueRepo(t) + ":child"
+			removeImage(t, c, ref)
 
-	_, err := b.Build(ctx, Spec{ContextDir: dir, Tags: []string{ref}})
-	if err == nil {
-		t.Fatal("building FROM a private base without PullAuth succeeded")
-	}
-	if !strings.Contains(err.Error(), "no basic auth credentials") {
-		t.Errorf("error without PullAuth lacks the daemon's reason:\n%v", err)
-	}
+			_, err := b.Build(ctx, Spec{ContextDir: dir, Tags: []string{ref}})
+			if err == nil {
+				t.Fatal("building FROM a private base without PullAuth succeeded")
+			}
+			for _, want := range append(wantRefusal[bt.name], base) {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error without PullAuth lacks %q:\n%v", want, err)
+				}
+			}
 
-	if _, err := b.Build(ctx, Spec{ContextDir: dir, Tags: []string{ref}, PullAuth: map[string]registry.AuthConfig{reg.Addr: auth}}); err != nil {
-		t.Fatalf("building FROM a private base with PullAuth: %v", err)
+			if _, err := b.Build(ctx, Spec{ContextDir: dir, Tags: []string{ref}, PullAuth: map[string]registry.AuthConfig{reg.Addr: auth}}); err != nil {
+				t.Fatalf("building FROM a private base with PullAuth: %v", err)
+			}
+			insp, err := c.ImageInspect(ctx, ref)
+			if err != nil || insp.Config.Labels["child"] != "yes" {
+				t.Errorf("child image: %v, labels %v", err, insp.Config)
+			}
+		})
 	}
 }
 

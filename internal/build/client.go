@@ -1,9 +1,12 @@
 // Package build builds Dagster code-location images and pushes them, through the Docker Engine
 // API (the Go SDK, never the docker CLI).
 //
-// Builds use the classic builder (API "version=1"), which works on every daemon and takes
-// registry credentials for FROM images in the request. The pieces (build context, options, JSON
-// stream decoding) are separate so that a BuildKit path with a session can be added beside it.
+// Builds use BuildKit through the Engine API, as `docker buildx build` does with the docker
+// driver: the context tar is the request body, and a BuildKit session (POST /session) serves
+// registry credentials for FROM and cache images, build secrets and SSH agents. BuildKit's
+// progress is printed as plain text, like `docker build --progress=plain`. Daemons that cannot
+// run BuildKit builds this way (API < 1.39, non-Linux), or DOCKER_BUILDKIT=0, get the classic
+// builder (API "version=1"), which takes the registry credentials in the request.
 package build
 
 import (

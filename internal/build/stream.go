@@ -34,12 +34,17 @@ type message struct {
 }
 
 // StreamError is a failure the daemon reported inside its JSON stream (the HTTP status is 200 by
-// then). Tail holds the last lines of output before it: for a build, the failing step's output.
+// then).
 type StreamError struct {
-	Op      string // "build" or "push"
+	Op      string // "build", "push" or "pull"
 	Message string // the daemon's message, e.g. "The command '/bin/sh -c false' returned a non-zero code: 1"
-	Code    int    // the daemon's code (a RUN step's exit code for the classic builder), often 0
-	Tail    []string
+	Code    int    // a RUN step's exit code, or the daemon's code; often 0
+	// Step is the failing build step as BuildKit names it, e.g. "[build 2/3] RUN make"; empty
+	// for the classic builder, whose Tail starts at the "Step N/M" line.
+	Step string
+	// Tail holds the last lines of output before the failure. With Step, they are that step's
+	// output (empty if it printed nothing); otherwise the last lines of the whole stream.
+	Tail []string
 }
 
 func (e *StreamError) Error() string {
@@ -48,8 +53,13 @@ func (e *StreamError) Error() string {
 	if e.Code != 0 && !strings.Contains(e.Message, fmt.Sprint(e.Code)) {
 		fmt.Fprintf(&b, " (code %d)", e.Code)
 	}
+	what := e.Op + " output"
+	if e.Step != "" {
+		fmt.Fprintf(&b, "\nfailing step: %s", e.Step)
+		what = "the step's output"
+	}
 	if len(e.Tail) > 0 {
-		fmt.Fprintf(&b, "\n--- last %d lines of %s output ---\n%s", len(e.Tail), e.Op, strings.Join(e.Tail, "\n"))
+		fmt.Fprintf(&b, "\n--- last %d lines of %s ---\n%s", len(e.Tail), what, strings.Join(e.Tail, "\n"))
 	}
 	return b.String()
 }
@@ -155,6 +165,12 @@ func (d *streamDecoder) write(s string) {
 		d.addLine(s[:i])
 		s = s[i+1:]
 	}
+}
+
+// Write logs p as stream text, for the BuildKit progress printer.
+func (d *streamDecoder) Write(p []byte) (int, error) {
+	d.write(string(p))
+	return len(p), nil
 }
 
 func (d *streamDecoder) flush() {

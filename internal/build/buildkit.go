@@ -1,0 +1,98 @@
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/docker/docker/api/types/build"
+)
+
+// inlineCacheArg is the build argument that makes BuildKit store cache metadata in the image.
+const inlineCacheArg = "BUILDKIT_INLINE_CACHE"
+
+// buildKitOptions maps a Spec to the options of a BuildKit build in session sessionID.
+func buildKitOptions(bc *buildContext, s Spec, sessionID string) build.ImageBuildOptions {
+	args := buildArgs(s.BuildArgs)
+	if s.InlineCache {
+		if args == nil {
+			args = map[string]*string{}
+		}
+		if _, set := args[inlineCacheArg]; !set {
+			one := "1"
+			args[inlineCacheArg] = &one
+		}
+	}
+	return build.ImageBuildOptions{
+		Version:    build.BuilderBuildKit,
+		SessionID:  sessionID,
+		Dockerfile: bc.dockerfile,
+		Tags:       s.Tags,
+		Labels:     s.Labels,
+		BuildArgs:  args,
+		Target:     s.Target,
+		Platform:   s.Platform,
+		// Registry images with inline cache; BuildKit resolves them through the session's
+		// credentials and skips those it cannot find.
+		CacheFrom: s.CacheFrom,
+		// Meaningless to BuildKit, but the zero value would send rm=0.
+		Remove:      true,
+		ForceRemove: true,
+	}
+}
+
+// buildBuildKit builds with BuildKit. The context tar is the request body (the daemon hands it
+// to BuildKit as the build context), and a session serves registry credentials, secrets and SSH
+// agents while the build runs.
+func (b *Builder) buildBuildKit(ctx context.Context, bc *buildContext, s Spec) (string, error) {
+	attachables, err := sessionAttachables(s, b.getenv)
+	if err != nil {
+		return "", fmt.Errorf("building %s: %w", s.Tags[0], err)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sess, err := openSession(ctx, sharedKey(bc.dir), hijackDialer(b.docker), cancel, attachables...)
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		cancel(nil) // first, in case the session is still dialing
+		sess.close()
+	}()
+
+	tar, err := bc.tar()
+	if err != nil {
+		return "", err
+	}
+	defer tar.Close()
+
+	fmt.Fprintf(b.log, "Building %s from %s (Dockerfile %s) with BuildKit\n", strings.Join(s.Tags, ", "), bc.dir, bc.dockerfile)
+	resp, err := b.docker.ImageBuild(ctx, tar, buildKitOptions(bc, s, sess.id()))
+	if err != nil {
+		return "", fmt.Errorf("starting the build of %s: %w", s.Tags[0], sessionCause(ctx, err))
+	}
+	defer resp.Body.Close()
+	id, err := b.readBuildStream(resp.Body, s.Tags[0])
+	return id, sessionCause(ctx, err)
+}
+
+// sessionCause replaces the context error that a failed session caused by the session's error.
+func sessionCause(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, ctx.Err()) {
+		return fmt.Errorf("%w (%w)", cause, err)
+	}
+	return err
+}
+
+// sharedKey names the context directory to the daemon, as docker/cli does; BuildKit uses it to
+// reuse files synced in earlier sessions (not used here, as the context is sent as a tar).
+func sharedKey(dir string) string {
+	sum := sha256.Sum256([]byte(dir))
+	return hex.EncodeToString(sum[:])
+}
