@@ -1,6 +1,7 @@
 package registryauth
 
 import (
+	"context"
 	"encoding/base64"
 	"os"
 	"path/filepath"
@@ -120,7 +121,7 @@ func TestResolve(t *testing.T) {
 
 	tests := []struct {
 		name               string
-		r                  Resolver
+		r                  *Resolver
 		host               string
 		wantSource         Source
 		wantUser, wantPass string
@@ -130,48 +131,50 @@ func TestResolve(t *testing.T) {
 		wantErr            string // substring; "" for none
 		forbidInErr        string
 	}{
-		{name: "inputs win over config", r: Resolver{Username: "in-user", Password: "in-pass", ConfigDir: authsConfig}, host: "ghcr.io",
+		{name: "inputs win over config", r: &Resolver{Username: "in-user", Password: "in-pass", ConfigDir: authsConfig}, host: "ghcr.io",
 			wantSource: SourceInputs, wantUser: "in-user", wantPass: "in-pass", wantServer: "ghcr.io", wantOrigin: "registry_username/registry_password"},
-		{name: "inputs for docker hub", r: Resolver{Username: "in-user", Password: "in-pass"}, host: "docker.io",
+		{name: "inputs for docker hub", r: &Resolver{Username: "in-user", Password: "in-pass"}, host: "docker.io",
 			wantSource: SourceInputs, wantUser: "in-user", wantPass: "in-pass", wantServer: DockerHubConfigKey},
-		{name: "username without password", r: Resolver{Username: "in-user", ConfigDir: authsConfig}, host: "ghcr.io",
+		{name: "username without password", r: &Resolver{Username: "in-user", ConfigDir: authsConfig}, host: "ghcr.io",
 			wantErr: "input registry_username is set but registry_password is empty"},
-		{name: "password without username", r: Resolver{Password: "lonely-secret", ConfigDir: authsConfig}, host: "ghcr.io",
+		{name: "password without username", r: &Resolver{Password: "lonely-secret", ConfigDir: authsConfig}, host: "ghcr.io",
 			wantErr: "input registry_password is set but registry_username is empty", forbidInErr: "lonely-secret"},
-		{name: "auths by host", r: Resolver{ConfigDir: authsConfig}, host: "ghcr.io",
+		{name: "auths by host", r: &Resolver{ConfigDir: authsConfig}, host: "ghcr.io",
 			wantSource: SourceDockerConfig, wantUser: "ghuser", wantPass: "ghpass", wantServer: "ghcr.io", wantOrigin: "auths in " + filepath.Join(authsConfig, "config.json")},
-		{name: "auths keyed by https URL", r: Resolver{ConfigDir: authsConfig}, host: "registry.example.com",
+		{name: "auths keyed by https URL", r: &Resolver{ConfigDir: authsConfig}, host: "registry.example.com",
 			wantSource: SourceDockerConfig, wantUser: "urluser", wantPass: "urlpass", wantServer: "registry.example.com"},
-		{name: "auths with host:port and plain fields", r: Resolver{ConfigDir: authsConfig}, host: "127.0.0.1:5000",
+		{name: "auths with host:port and plain fields", r: &Resolver{ConfigDir: authsConfig}, host: "127.0.0.1:5000",
 			wantSource: SourceDockerConfig, wantUser: "plainuser", wantPass: "plainpass", wantServer: "127.0.0.1:5000"},
-		{name: "auths identity token", r: Resolver{ConfigDir: authsConfig}, host: "acr.example.com",
+		{name: "auths identity token", r: &Resolver{ConfigDir: authsConfig}, host: "acr.example.com",
 			wantSource: SourceDockerConfig, wantIdentity: "acr-refresh", wantServer: "acr.example.com"},
-		{name: "docker hub under the index server key", r: Resolver{ConfigDir: authsConfig}, host: "docker.io",
+		{name: "docker hub under the index server key", r: &Resolver{ConfigDir: authsConfig}, host: "docker.io",
 			wantSource: SourceDockerConfig, wantUser: "hubuser", wantPass: "hubpass", wantServer: DockerHubConfigKey},
-		{name: "docker hub under docker.io", r: Resolver{ConfigDir: altHubConfig}, host: "docker.io",
+		{name: "docker hub under docker.io", r: &Resolver{ConfigDir: altHubConfig}, host: "docker.io",
 			wantSource: SourceDockerConfig, wantUser: "altuser", wantPass: "altpass", wantServer: DockerHubConfigKey},
-		{name: "credHelpers entry", r: Resolver{ConfigDir: authsConfig}, host: "helper.example.com",
+		{name: "credHelpers entry", r: &Resolver{ConfigDir: authsConfig}, host: "helper.example.com",
 			wantSource: SourceCredentialHelper, wantUser: "helper-user", wantPass: "helper-secret", wantServer: "helper.example.com",
 			wantOrigin: "credential helper docker-credential-testhelper (credHelpers in"},
-		{name: "credHelpers identity token", r: Resolver{ConfigDir: authsConfig}, host: "identity.example.com",
+		{name: "credHelpers identity token", r: &Resolver{ConfigDir: authsConfig}, host: "identity.example.com",
 			wantSource: SourceCredentialHelper, wantIdentity: "refresh-token", wantServer: "identity.example.com"},
-		{name: "credHelpers helper fails", r: Resolver{ConfigDir: authsConfig}, host: "broken.example.com",
+		{name: "credHelpers helper fails", r: &Resolver{ConfigDir: authsConfig}, host: "broken.example.com",
 			wantErr: "docker-credential-testhelper"},
-		{name: "credHelpers helper missing", r: Resolver{ConfigDir: authsConfig}, host: "missing.example.com",
+		{name: "credHelpers helper missing", r: &Resolver{ConfigDir: authsConfig}, host: "missing.example.com",
 			wantErr: "docker-credential-nosuchhelper"},
-		{name: "credsStore", r: Resolver{ConfigDir: storeConfig}, host: "helper.example.com",
+		{name: "credsStore", r: &Resolver{ConfigDir: storeConfig}, host: "helper.example.com",
 			wantSource: SourceCredentialHelper, wantUser: "helper-user", wantPass: "helper-secret", wantOrigin: "(credsStore in"},
-		{name: "credsStore without an entry", r: Resolver{ConfigDir: storeConfig}, host: "ghcr.io",
+		{name: "credsStore without an entry", r: &Resolver{ConfigDir: storeConfig}, host: "registry.example.org",
 			wantSource: SourceNone, wantServer: ""},
-		{name: "unknown host", r: Resolver{ConfigDir: authsConfig}, host: "quay.io",
+		{name: "credsStore without an entry for ghcr.io", r: &Resolver{ConfigDir: storeConfig}, host: "ghcr.io",
+			wantErr: "no registry credentials for GitHub Container registry ghcr.io: set the input github_token"},
+		{name: "unknown host", r: &Resolver{ConfigDir: authsConfig}, host: "quay.io",
 			wantSource: SourceNone, wantOrigin: "no credentials"},
-		{name: "no config file", r: Resolver{ConfigDir: emptyDir}, host: "ghcr.io",
+		{name: "no config file", r: &Resolver{ConfigDir: emptyDir}, host: "127.0.0.1:5000",
 			wantSource: SourceNone},
-		{name: "empty host", r: Resolver{ConfigDir: emptyDir}, host: "", wantErr: "empty registry host"},
+		{name: "empty host", r: &Resolver{ConfigDir: emptyDir}, host: "", wantErr: "empty registry host"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := tc.r.Resolve(tc.host)
+			c, err := tc.r.Resolve(context.Background(), tc.host)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("Resolve error = %v, want one containing %q", err, tc.wantErr)
@@ -217,7 +220,7 @@ func TestResolveDefaultConfigDir(t *testing.T) {
 	dir := writeConfig(t, `{"auths": {"ghcr.io": {"auth": "`+b64("envuser:envpass")+`"}}}`)
 	t.Setenv("DOCKER_CONFIG", dir)
 	t.Setenv("DOCKER_AUTH_CONFIG", "")
-	c, err := Resolver{}.Resolve("ghcr.io")
+	c, err := (&Resolver{}).Resolve(context.Background(), "ghcr.io")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +237,7 @@ func TestResolveDefaultConfigDir(t *testing.T) {
 	}
 	t.Setenv("DOCKER_CONFIG", "")
 	t.Setenv("HOME", home)
-	c, err = Resolver{}.Resolve("ghcr.io")
+	c, err = (&Resolver{}).Resolve(context.Background(), "ghcr.io")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +249,7 @@ func TestResolveDefaultConfigDir(t *testing.T) {
 func TestResolveMalformedConfig(t *testing.T) {
 	t.Parallel()
 	dir := writeConfig(t, `{"auths": {"ghcr.io": {"auth": "`+b64("u:topsecret")+`"}`) // truncated JSON
-	_, err := Resolver{ConfigDir: dir}.Resolve("ghcr.io")
+	_, err := (&Resolver{ConfigDir: dir}).Resolve(context.Background(), "ghcr.io")
 	if err == nil {
 		t.Fatal("Resolve accepted a malformed config.json")
 	}
