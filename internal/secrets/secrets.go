@@ -33,18 +33,34 @@ func (s *Set) Add(values ...string) {
 		if len(v) < 4 {
 			continue
 		}
-		for _, form := range []string{v, base64.StdEncoding.EncodeToString([]byte(v)), base64.URLEncoding.EncodeToString([]byte(v))} {
-			if s.has(form) {
-				continue
+		forms := []string{v, base64.StdEncoding.EncodeToString([]byte(v)), base64.URLEncoding.EncodeToString([]byte(v))}
+		if strings.Contains(v, "\n") {
+			// `::add-mask::` takes one line: a multi-line value (a key
+			// file) is masked line by line, and scrubbed whole too.
+			s.record(v, false)
+			forms = forms[1:]
+			for _, line := range strings.Split(v, "\n") {
+				if line = strings.TrimSpace(line); len(line) >= 4 {
+					forms = append(forms, line)
+				}
 			}
-			s.values = append(s.values, form)
-			if s.onAdd != nil {
-				s.onAdd(form)
-			}
+		}
+		for _, form := range forms {
+			s.record(form, true)
 		}
 	}
 	// Longest first, so that a secret containing another is scrubbed whole.
 	sort.Slice(s.values, func(i, j int) bool { return len(s.values[i]) > len(s.values[j]) })
+}
+
+func (s *Set) record(v string, mask bool) {
+	if s.has(v) {
+		return
+	}
+	s.values = append(s.values, v)
+	if mask && s.onAdd != nil {
+		s.onAdd(v)
+	}
 }
 
 func (s *Set) has(v string) bool {

@@ -2,6 +2,8 @@ package secrets
 
 import (
 	"encoding/base64"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -30,6 +32,22 @@ func TestRedact(t *testing.T) {
 	if seen["tok-123456"] != 1 || seen[b64] != 1 || seen["tok-123456-longer"] != 1 || seen["ab"] != 0 {
 		t.Errorf("masked %q", masked)
 	}
+	// A multi-line secret is masked line by line (add-mask takes one line)
+	// and scrubbed whole.
+	masked = nil
+	s.Add("{\n  \"private_key\": \"-----BEGIN KEY-----abc\"\n}")
+	for _, m := range masked {
+		if strings.Contains(m, "\n") {
+			t.Errorf("masked a multi-line value: %q", m)
+		}
+	}
+	if !slices.Contains(masked, `"private_key": "-----BEGIN KEY-----abc"`) {
+		t.Errorf("masked %q", masked)
+	}
+	if got := s.Redact("key: {\n  \"private_key\": \"-----BEGIN KEY-----abc\"\n} end"); got != "key: *** end" {
+		t.Errorf("Redact = %q", got)
+	}
+
 	var nilSet *Set
 	if nilSet.Redact("x") != "x" {
 		t.Error("nil set changed text")
