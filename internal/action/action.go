@@ -119,8 +119,12 @@ func (p *pipeline) logf(format string, args ...any) {
 }
 
 func (p *pipeline) run(ctx context.Context) error {
-	if err := p.in.CheckDagster(); err != nil {
-		return err
+	// Building without pushing (push: false) needs no Dagster+ access.
+	buildOnly := !p.in.Push && p.ci.Mode != cicontext.ModeClose
+	if !buildOnly {
+		if err := p.in.CheckDagster(); err != nil {
+			return err
+		}
 	}
 	base := p.in.URL
 	if base == "" {
@@ -147,6 +151,13 @@ func (p *pipeline) run(ctx context.Context) error {
 	}
 	locs, err := cfg.Select(p.in.LocationNames)
 	if err != nil {
+		return err
+	}
+	if buildOnly {
+		_, err := p.buildAll(ctx, locs)
+		if err == nil {
+			p.logf("push is false: the images were built, not pushed, and nothing was deployed.")
+		}
 		return err
 	}
 	// A wrong URL or token fails now, not after the builds.

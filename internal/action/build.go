@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/docker/docker/api/types/registry"
 
@@ -75,17 +76,14 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 	for _, l := range locs {
 		if !l.NeedsBuild {
 			images[l.Name] = l.Image
-			p.rep.Locations = append(p.rep.Locations, report.Location{Name: l.Name, State: report.Building, Image: l.Image})
+			p.rep.Locations = append(p.rep.Locations, report.Location{Name: l.Name, State: report.Pushed, Image: l.Image, Updated: time.Now().UTC()})
 			p.logf("Location %s uses the prebuilt image %s (it has no build section).", l.Name, l.Image)
 			continue
 		}
 		ref := l.Build.Registry + ":" + p.imageTag(l, perRegistry[l.Build.Registry] > 1)
 		images[l.Name] = ref
-		p.rep.Locations = append(p.rep.Locations, report.Location{Name: l.Name, State: report.Building, Image: ref})
+		p.rep.Locations = append(p.rep.Locations, report.Location{Name: l.Name, State: report.Building, Image: ref, Updated: time.Now().UTC()})
 		toBuild = append(toBuild, l)
-	}
-	for i := range p.rep.Locations {
-		p.rep.Set(p.rep.Locations[i].Name, report.Building, "")
 	}
 	if len(toBuild) == 0 {
 		return images, nil
@@ -104,22 +102,39 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 
 	// Resolve and check every registry's credentials before any build, so
 	// that a wrong password fails in seconds.
-	resolver := registryauth.Resolver{Username: p.in.RegistryUsername, Password: p.in.RegistryPassword, ConfigDir: p.env.Getenv("DOCKER_CONFIG")}
+	resolver := &registryauth.Resolver{
+		Username:                    p.in.RegistryUsername,
+		Password:                    p.in.RegistryPassword,
+		ConfigDir:                   p.env.Getenv("DOCKER_CONFIG"),
+		GitHubToken:                 p.in.GitHubToken,
+		GitHubActor:                 p.env.Getenv("GITHUB_ACTOR"),
+		AWSRoleARN:                  p.in.AWSRoleARN,
+		GCPCredentialsJSON:          p.in.GCPCredentialsJSON,
+		GCPWorkloadIdentityProvider: p.in.GCPWorkloadIdentityProvider,
+		GCPServiceAccount:           p.in.GCPServiceAccount,
+		IDToken:                     registryauth.GitHubIDToken(p.env.Getenv, p.env.HTTPClient),
+		Getenv:                      p.env.Getenv,
+		HTTPClient:                  p.env.HTTPClient,
+	}
 	auths := map[string]registry.AuthConfig{}
 	for _, l := range toBuild {
 		host := registryauth.Host(l.Build.Registry)
 		if _, done := auths[host]; done {
 			continue
 		}
-		creds, err := resolver.Resolve(host)
+		creds, err := resolver.Resolve(ctx, host)
+		if err != nil && !p.in.Push && errors.Is(err, registryauth.ErrNoCredentials) {
+			// Building only: credentials matter just for private base images.
+			creds, err = registryauth.Credentials{Host: host}, nil
+		}
 		if err != nil {
 			err = fmt.Errorf("credentials for registry %s (location %s): %w", host, l.Name, err)
 			p.failAll(toBuild)
 			return nil, err
 		}
-		p.sec.Add(creds.Auth.Password, creds.Auth.IdentityToken, creds.Auth.RegistryToken, creds.Auth.Auth)
+		p.sec.Add(creds.Secrets()...)
 		if creds.Anonymous() {
-			p.logf("No credentials for registry %s: pushing anonymously (set registry_username and registry_password, or log in with docker/login-action first).", host)
+			p.logf("No credentials for registry %s: using it anonymously (set registry_username and registry_password, or log in with docker/login-action first).", host)
 		} else {
 			p.logf("Registry %s: using credentials from %s.", host, creds.Origin)
 			if err := docker.Login(ctx, creds.Auth, creds.Origin); err != nil {
@@ -133,7 +148,7 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 	var failed []string
 	var errs []error
 	for _, l := range toBuild {
-		digest, err := p.buildOne(ctx, docker, l, images[l.Name], auths)
+		digest, err := p.buildOne(ctx, docker, l, images[l.Name], perRegistry[l.Build.Registry] > 1, auths)
 		if err != nil {
 			p.rep.Set(l.Name, report.Failed, p.sec.Redact(err.Error()))
 			failed = append(failed, l.Name)
@@ -141,41 +156,110 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 			continue
 		}
 		p.rep.Location(l.Name).Digest = digest
-		p.rep.Set(l.Name, report.Pushed, "")
+		if p.in.Push {
+			p.rep.Set(l.Name, report.Pushed, "")
+		} else {
+			p.rep.Set(l.Name, report.Built, "")
+		}
 	}
 	if len(failed) > 0 {
-		return nil, fmt.Errorf("could not build and push code location(s) %s, so nothing was deployed (the log group of each location shows its build output):\n%w",
+		return nil, fmt.Errorf("could not build code location(s) %s, so nothing was deployed (the log group of each location shows its build output):\n%w",
 			strings.Join(failed, ", "), errors.Join(errs...))
 	}
 	return images, nil
 }
 
-func (p *pipeline) buildOne(ctx context.Context, docker Docker, l config.Location, ref string, auths map[string]registry.AuthConfig) (string, error) {
+func (p *pipeline) buildOne(ctx context.Context, docker Docker, l config.Location, ref string, shared bool, auths map[string]registry.AuthConfig) (string, error) {
 	a := p.env.Actions
 	a.Group(fmt.Sprintf("Build %s → %s", l.Name, ref))
 	defer a.EndGroup()
-	spec := build.Spec{
-		ContextDir: l.ContextDir(p.projectDir),
-		Dockerfile: "Dockerfile",
-		Tags:       []string{ref},
-		Labels: map[string]string{
-			"org.opencontainers.image.source":   p.ci.RepoURL(),
-			"org.opencontainers.image.revision": p.ci.Commit.SHA,
-			"branch":                            p.ci.Branch,
-			"dev.dagster.location":              l.Name,
-		},
-		PullAuth: pullAuth(auths),
-	}
+	spec := p.spec(l, ref, shared, auths)
 	// The builder's errors name the reference and the context already.
 	if _, err := docker.Build(ctx, spec); err != nil {
 		return "", err
 	}
-	digest, err := docker.Push(ctx, ref, auths[registryauth.Host(l.Build.Registry)])
+	if !p.in.Push {
+		return "", nil
+	}
+	auth := auths[registryauth.Host(l.Build.Registry)]
+	digest, err := docker.Push(ctx, ref, auth)
 	if err != nil {
 		return "", err
 	}
 	p.logf("Pushed %s@%s", ref, digest)
+	for _, cache := range spec.Tags[1:] {
+		// A cache that cannot be pushed costs the next run time, not this deploy.
+		if _, err := docker.Push(ctx, cache, auth); err != nil {
+			a.Warningf("Could not push the build cache %s (the next build will not reuse it): %s", cache, p.sec.Redact(err.Error()))
+		}
+	}
 	return digest, nil
+}
+
+// spec is the build of one location: the action's build inputs with the
+// location's build section laid over them.
+func (p *pipeline) spec(l config.Location, ref string, shared bool, auths map[string]registry.AuthConfig) build.Spec {
+	b := l.Build
+	labels := map[string]string{
+		"org.opencontainers.image.source":   p.ci.RepoURL(),
+		"org.opencontainers.image.revision": p.ci.Commit.SHA,
+		"branch":                            p.ci.Branch,
+		"dev.dagster.location":              l.Name,
+	}
+	for _, extra := range []map[string]string{p.in.Labels, b.Labels} {
+		for k, v := range extra {
+			labels[k] = v
+		}
+	}
+	args := map[string]string{}
+	for _, m := range []map[string]string{p.in.BuildArgs, b.BuildArgs} {
+		for k, v := range m {
+			args[k] = v
+		}
+	}
+	secrets := map[string][]byte{}
+	for id, v := range p.in.BuildSecrets {
+		secrets[id] = []byte(v)
+	}
+	spec := build.Spec{
+		ContextDir: l.ContextDir(p.projectDir),
+		Dockerfile: orDefault(b.Dockerfile, p.in.Dockerfile),
+		Tags:       []string{ref},
+		Labels:     labels,
+		BuildArgs:  args,
+		Target:     orDefault(b.Target, p.in.Target),
+		Platform:   orDefault(b.Platform, p.in.Platform),
+		Secrets:    secrets,
+		SSH:        p.in.SSH,
+		PullAuth:   pullAuth(auths),
+	}
+	cache := p.in.Cache
+	if b.Cache != nil {
+		cache = *b.Cache
+	}
+	if cache {
+		// <registry>:buildcache (one per location when several share the
+		// registry) is the cache source, and is pushed with inline cache
+		// metadata for the next run.
+		tag := "buildcache"
+		if shared {
+			tag += "-" + sanitizeTag(l.Name)
+		}
+		cacheRef := b.Registry + ":" + tag
+		spec.CacheFrom = []string{cacheRef}
+		spec.InlineCache = true
+		if p.in.Push {
+			spec.Tags = append(spec.Tags, cacheRef)
+		}
+	}
+	return spec
+}
+
+func orDefault(v, def string) string {
+	if v != "" {
+		return v
+	}
+	return def
 }
 
 // pullAuth offers the push credentials for FROM images in the same

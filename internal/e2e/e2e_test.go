@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +88,11 @@ func runAction(t *testing.T, ctx context.Context, s *scenario.Scenario, eventNam
 	var values []string
 	for _, v := range secrets {
 		if v != "" {
+			values = append(values, v)
+		}
+	}
+	for _, line := range strings.Split(inputs["build_secrets"], "\n") {
+		if _, v, ok := strings.Cut(line, "="); ok {
 			values = append(values, v)
 		}
 	}
@@ -262,8 +268,11 @@ func TestPullRequestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tags) != 4 {
-		t.Errorf("tags after two runs = %v, want 4", tags)
+	// Two runs of two locations, plus one build cache per location (they
+	// share the repository).
+	slices.Sort(tags)
+	if len(tags) != 6 || tags[0] != "buildcache-ml_models" || tags[1] != "buildcache-quickstart_etl" {
+		t.Errorf("tags after two runs = %v", tags)
 	}
 
 	// 3. closed: marked CLOSED, nothing built.

@@ -16,6 +16,7 @@ type State string
 // Location states, in the order a location goes through them.
 const (
 	Building State = "building" // being built and pushed
+	Built    State = "built"    // built only (input push: false)
 	Pushed   State = "pushed"   // built and pushed, not deployed (yet)
 	Deployed State = "deployed" // sent to Dagster+, not (yet) seen loaded
 	Loaded   State = "loaded"   // the agent loaded it
@@ -23,7 +24,7 @@ const (
 	Closed   State = "closed" // the branch deployment was closed or merged
 )
 
-var icons = map[State]string{Building: "⏳", Pushed: "📦", Deployed: "🚀", Loaded: "✅", Failed: "❌", Closed: "🔒"}
+var icons = map[State]string{Building: "⏳", Built: "🏗️", Pushed: "📦", Deployed: "🚀", Loaded: "✅", Failed: "❌", Closed: "🔒"}
 
 // Location is one row of the report.
 type Location struct {
@@ -59,7 +60,8 @@ type Report struct {
 	Failure string
 }
 
-// Status is the `status` output: building, success, failed, closed or merged.
+// Status is the `status` output: building, success, failed, closed, merged
+// or built (push: false).
 func (r *Report) Status() string {
 	switch {
 	case r.Failure != "":
@@ -67,13 +69,19 @@ func (r *Report) Status() string {
 	case r.PullRequestStatus != "":
 		return strings.ToLower(r.PullRequestStatus)
 	}
+	count := map[State]int{}
 	for _, l := range r.Locations {
-		switch l.State {
-		case Failed:
-			return "failed"
-		case Building, Pushed:
-			return "building"
-		}
+		count[l.State]++
+	}
+	switch {
+	case count[Failed] > 0:
+		return "failed"
+	case count[Building] > 0:
+		return "building"
+	case count[Built] > 0 && count[Built]+count[Pushed] == len(r.Locations):
+		return "built"
+	case count[Pushed] > 0:
+		return "building"
 	}
 	return "success"
 }
@@ -166,6 +174,8 @@ func (r *Report) headline() string {
 		icon = "⏳"
 	case "closed", "merged":
 		icon = "🔒"
+	case "built":
+		icon = "🏗️"
 	default:
 		icon = "✅"
 	}

@@ -36,6 +36,7 @@ func TestStatus(t *testing.T) {
 	}{
 		{"building", func(*Report) {}, "building"},
 		{"pushed, not deployed yet", func(r *Report) { r.SetAll(Pushed) }, "building"},
+		{"built only", func(r *Report) { r.SetAll(Built) }, "built"},
 		{"success", func(r *Report) { r.SetAll(Loaded) }, "success"},
 		{"location failed", func(r *Report) { r.Set("ml", Failed, "boom") }, "failed"},
 		{"run failed", func(r *Report) { r.SetAll(Loaded); r.Failure = "x" }, "failed"},

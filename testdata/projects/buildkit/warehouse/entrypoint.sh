@@ -1,0 +1,2 @@
+#!/bin/busybox sh
+exec dagster code-server start "$@"
