@@ -19,6 +19,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/dagsteremu"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/githubemu"
@@ -185,37 +189,56 @@ type Result struct {
 	Summary  string
 }
 
-// Run runs binary as the runner runs a Docker action: no arguments, the
-// GITHUB_* and INPUT_* environment, and file commands in fresh files.
-// inputs are action inputs by name (e.g. "organization_id").
-func (s *Scenario) Run(ctx context.Context, binary, eventName, eventPath string, inputs map[string]string) (*Result, error) {
+// files are a run's file-command files on the host.
+type files struct {
+	dir, output, summary string
+}
+
+func (s *Scenario) newFiles() (files, error) {
 	s.events++
-	files := filepath.Join(s.Dir, fmt.Sprintf("file_commands-%d", s.events))
-	if err := os.MkdirAll(files, 0o755); err != nil {
-		return nil, err
+	f := files{dir: filepath.Join(s.Dir, fmt.Sprintf("file_commands-%d", s.events))}
+	f.output, f.summary = filepath.Join(f.dir, "set_output"), filepath.Join(f.dir, "step_summary")
+	if err := os.MkdirAll(f.dir, 0o755); err != nil {
+		return f, err
 	}
-	outputFile, summaryFile := filepath.Join(files, "output"), filepath.Join(files, "step_summary")
-	for _, f := range []string{outputFile, summaryFile} {
-		if err := os.WriteFile(f, nil, 0o644); err != nil {
-			return nil, err
+	for _, p := range []string{f.output, f.summary} {
+		if err := os.WriteFile(p, nil, 0o666); err != nil {
+			return f, err
 		}
 	}
-	dockerConfig := filepath.Join(s.Dir, "docker-config")
-	if err := os.MkdirAll(dockerConfig, 0o700); err != nil {
+	return f, nil
+}
+
+// result reads what the run wrote to its file-command files.
+func (f files) result(res *Result) (*Result, error) {
+	summary, err := os.ReadFile(f.summary)
+	if err != nil {
 		return nil, err
 	}
+	res.Summary = string(summary)
+	if res.Outputs, err = ParseOutputs(f.output); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// layout is where the action finds its files: host paths for a run of the
+// binary, /github/... for a run in the container.
+type layout struct {
+	workspace, event, output, summary string
+}
+
+// env is the environment the runner gives the action, with the stand-ins'
+// inputs overridden by inputs.
+func (s *Scenario) env(l layout, eventName string, inputs map[string]string) []string {
 	env := []string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + s.Dir,
-		"DOCKER_HOST=" + os.Getenv("DOCKER_HOST"),
-		"DOCKER_CONFIG=" + dockerConfig,
 		"CI=true",
 		"GITHUB_ACTIONS=true",
 		"GITHUB_EVENT_NAME=" + eventName,
-		"GITHUB_EVENT_PATH=" + eventPath,
-		"GITHUB_WORKSPACE=" + s.Workspace,
-		"GITHUB_OUTPUT=" + outputFile,
-		"GITHUB_STEP_SUMMARY=" + summaryFile,
+		"GITHUB_EVENT_PATH=" + l.event,
+		"GITHUB_WORKSPACE=" + l.workspace,
+		"GITHUB_OUTPUT=" + l.output,
+		"GITHUB_STEP_SUMMARY=" + l.summary,
 		"GITHUB_REPOSITORY=Codertocat/Hello-World",
 		"GITHUB_SERVER_URL=https://github.com",
 		"GITHUB_API_URL=" + s.GitHubURL,
@@ -225,7 +248,7 @@ func (s *Scenario) Run(ctx context.Context, binary, eventName, eventPath string,
 		"GITHUB_RUN_ATTEMPT=1",
 		"GITHUB_ACTOR=Codertocat",
 	}
-	defaults := map[string]string{
+	all := map[string]string{
 		"organization_id":         Organization,
 		"dagster_cloud_api_token": DagsterToken,
 		"dagster_cloud_url":       s.DagsterURL,
@@ -235,17 +258,37 @@ func (s *Scenario) Run(ctx context.Context, binary, eventName, eventPath string,
 		"location_load_timeout":   "60",
 	}
 	for k, v := range inputs {
-		defaults[k] = v
+		all[k] = v
 	}
-	for k, v := range defaults {
+	for k, v := range all {
 		env = append(env, "INPUT_"+strings.ToUpper(k)+"="+v)
+	}
+	return env
+}
+
+// Run runs binary as the runner runs a Docker action: no arguments, the
+// GITHUB_* and INPUT_* environment, and file commands in fresh files.
+// inputs are action inputs by name (e.g. "organization_id").
+func (s *Scenario) Run(ctx context.Context, binary, eventName, eventPath string, inputs map[string]string) (*Result, error) {
+	f, err := s.newFiles()
+	if err != nil {
+		return nil, err
+	}
+	dockerConfig := filepath.Join(s.Dir, "docker-config")
+	if err := os.MkdirAll(dockerConfig, 0o700); err != nil {
+		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, binary)
 	cmd.Dir = s.Workspace
-	cmd.Env = env
+	cmd.Env = append(s.env(layout{s.Workspace, eventPath, f.output, f.summary}, eventName, inputs),
+		"PATH="+os.Getenv("PATH"),
+		"HOME="+s.Dir,
+		"DOCKER_HOST="+os.Getenv("DOCKER_HOST"),
+		"DOCKER_CONFIG="+dockerConfig,
+	)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
+	err = cmd.Run()
 	res := &Result{Stdout: stdout.String(), Stderr: stderr.String()}
 	var ee *exec.ExitError
 	switch {
@@ -254,15 +297,80 @@ func (s *Scenario) Run(ctx context.Context, binary, eventName, eventPath string,
 	case err != nil:
 		return nil, err
 	}
-	summary, err := os.ReadFile(summaryFile)
+	return f.result(res)
+}
+
+// RunContainer runs the action image the way GitHub's runner runs a Docker
+// action: `docker run --workdir /github/workspace` with the Docker socket,
+// the workspace, the file-command, workflow and home directories mounted,
+// the GITHUB_* and INPUT_* environment, no arguments, as root. One
+// difference: it shares the host's network, where the stand-ins listen on
+// loopback (on GitHub the container reaches the internet instead).
+func (s *Scenario) RunContainer(ctx context.Context, docker *client.Client, image, eventName, eventPath string, inputs map[string]string) (*Result, error) {
+	socket, ok := strings.CutPrefix(os.Getenv("DOCKER_HOST"), "unix://")
+	if !ok {
+		return nil, fmt.Errorf("DOCKER_HOST %q is not a unix socket to mount", os.Getenv("DOCKER_HOST"))
+	}
+	f, err := s.newFiles()
 	if err != nil {
 		return nil, err
 	}
-	res.Summary = string(summary)
-	if res.Outputs, err = ParseOutputs(outputFile); err != nil {
+	workflow, home := filepath.Join(s.Dir, fmt.Sprintf("workflow-%d", s.events)), filepath.Join(s.Dir, fmt.Sprintf("home-%d", s.events))
+	for _, d := range []string{workflow, home} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	event, err := os.ReadFile(eventPath)
+	if err != nil {
 		return nil, err
 	}
-	return res, nil
+	if err := os.WriteFile(filepath.Join(workflow, "event.json"), event, 0o644); err != nil {
+		return nil, err
+	}
+	env := append(s.env(layout{
+		workspace: "/github/workspace",
+		event:     "/github/workflow/event.json",
+		output:    "/github/file_commands/" + filepath.Base(f.output),
+		summary:   "/github/file_commands/" + filepath.Base(f.summary),
+	}, eventName, inputs), "HOME=/github/home")
+	created, err := docker.ContainerCreate(ctx, &container.Config{Image: image, Env: env, WorkingDir: "/github/workspace"},
+		&container.HostConfig{
+			NetworkMode: "host",
+			Binds: []string{
+				socket + ":/var/run/docker.sock",
+				s.Workspace + ":/github/workspace",
+				f.dir + ":/github/file_commands",
+				workflow + ":/github/workflow",
+				home + ":/github/home",
+			},
+		}, nil, nil, "")
+	if err != nil {
+		return nil, fmt.Errorf("creating the action container: %w", err)
+	}
+	defer docker.ContainerRemove(context.Background(), created.ID, container.RemoveOptions{Force: true})
+	if err := docker.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		return nil, fmt.Errorf("starting the action container: %w", err)
+	}
+	res := &Result{}
+	waitC, errC := docker.ContainerWait(ctx, created.ID, container.WaitConditionNotRunning)
+	select {
+	case err := <-errC:
+		return nil, err
+	case w := <-waitC:
+		res.ExitCode = int(w.StatusCode)
+	}
+	logs, err := docker.ContainerLogs(ctx, created.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		return nil, err
+	}
+	defer logs.Close()
+	var stdout, stderr bytes.Buffer
+	if _, err := stdcopy.StdCopy(&stdout, &stderr, logs); err != nil {
+		return nil, err
+	}
+	res.Stdout, res.Stderr = stdout.String(), stderr.String()
+	return f.result(res)
 }
 
 // ParseOutputs reads a GITHUB_OUTPUT file: name=value lines and
