@@ -116,7 +116,7 @@ func buildActionImage(t *testing.T, ctx context.Context) string {
 		t.Fatalf("building the static binary: %v\n%s", err, out)
 	}
 	for src, dst := range map[string]string{
-		filepath.Join(root, "Dockerfile"):       "Dockerfile",
+		filepath.Join(root, "Dockerfile"):    "Dockerfile",
 		"/etc/ssl/certs/ca-certificates.crt": "ca-certificates.crt",
 	} {
 		data, err := os.ReadFile(src)
