@@ -319,12 +319,12 @@ func TestClassicCacheFrom(t *testing.T) {
 }
 
 // sshAgent starts an ssh-agent holding a new ed25519 key, and returns its socket and the key
-// file. It skips the test if OpenSSH's tools are missing.
+// file. It fails the test if OpenSSH's tools are missing.
 func sshAgent(t *testing.T) (sock, key string) {
 	t.Helper()
 	for _, tool := range []string{"ssh-agent", "ssh-keygen", "ssh-add"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (apt-get install -y openssh-client)", tool)
+			t.Fatalf("needs %s (scripts/setup.sh installs openssh-client)", tool)
 		}
 	}
 	// Not t.TempDir: a unix socket path must stay under ~100 bytes.
