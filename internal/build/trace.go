@@ -201,6 +201,9 @@ func (p *tracePrinter) complete(v *traceVertex, pv *controlapi.Vertex) {
 	switch e := pv.GetError(); {
 	case e != "" && strings.HasSuffix(e, "context canceled"):
 		p.line(v, "CANCELED")
+	case e != "" && strings.HasPrefix(v.name, "importing cache manifest from ") && strings.HasSuffix(e, "not found"):
+		// The first build of a registry cache: BuildKit goes on without it.
+		p.line(v, "no cache image yet (first build with this cache); building without it")
 	case e != "":
 		v.err = e
 		p.line(v, "ERROR: "+e)

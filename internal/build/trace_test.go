@@ -164,7 +164,7 @@ func TestTracePrinter(t *testing.T) {
 				},
 			},
 			extra: []string{`{"errorDetail":{"message":"failed to solve with frontend dockerfile.v0: failed to build LLB: executor failed running [/bin/sh -c x]: exit code: 1"}}`},
-			wantLog: "#1 importing cache manifest from r:buildcache\n#1 ERROR: r:buildcache: not found\n" +
+			wantLog: "#1 importing cache manifest from r:buildcache\n#1 no cache image yet (first build with this cache); building without it\n" +
 				"\n#2 [2/2] RUN x\n#2 0.500 out\n#2 ERROR: executor failed running [/bin/sh -c x]: exit code: 1\n",
 			wantErr:  []string{"failing step: [2/2] RUN x\n--- last 1 lines of the step's output ---\nout"},
 			wantStep: "[2/2] RUN x",
