@@ -48,7 +48,7 @@ func Run(ctx context.Context, env Env) error {
 	if !filepath.IsAbs(projectDir) && workspace != "" {
 		projectDir = filepath.Join(workspace, projectDir)
 	}
-	ci, err := cicontext.FromGitHub(env.Getenv, projectDir, cicontext.ReadGitLog)
+	ci, err := cicontext.FromGitHub(env.Getenv, projectDir, commitReader(ctx, env, in))
 	if err != nil {
 		return fail(sec, err)
 	}
@@ -69,6 +69,23 @@ func Run(ctx context.Context, env Env) error {
 		return fail(sec, err)
 	}
 	return nil
+}
+
+// commitReader reads the deployed commit's metadata from the checkout, or
+// else from the GitHub API (the action's image has no git, and a checkout
+// may not hold the pull request's head).
+func commitReader(ctx context.Context, env Env, in Inputs) cicontext.GitLog {
+	return func(dir, sha string) (cicontext.Commit, error) {
+		c, err := cicontext.ReadGitLog(dir, sha)
+		if err == nil || in.GitHubToken == "" {
+			return c, err
+		}
+		gh, ghErr := report.NewGitHubClient(env.Getenv("GITHUB_API_URL"), in.GitHubToken, env.HTTPClient)
+		if ghErr != nil {
+			return c, ghErr
+		}
+		return report.Commit(ctx, gh, env.Getenv("GITHUB_REPOSITORY"), sha)
+	}
 }
 
 // Error is a failure, ready to show: Msg has no secrets; File and Line

@@ -73,6 +73,10 @@ func TestContainerContract(t *testing.T) {
 	if res.Outputs["deployment"] != dep.Name || res.Outputs["status"] != "success" {
 		t.Errorf("outputs = %v", res.Outputs)
 	}
+	// The image has no git: the commit's metadata came from the GitHub API.
+	if dep.Commit.CommitHash != s.HeadSHA || dep.Commit.CommitMessage != "Add quickstart code locations" || dep.Commit.AuthorEmail != "jane@example.com" {
+		t.Errorf("commit metadata = %+v", dep.Commit)
+	}
 	var images map[string]string
 	if err := json.Unmarshal([]byte(res.Outputs["images"]), &images); err != nil || len(images) != 2 {
 		t.Fatalf("images output %q: %v", res.Outputs["images"], err)

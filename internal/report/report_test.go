@@ -167,3 +167,21 @@ func TestUpsertErrors(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestCommitFromAPI(t *testing.T) {
+	t.Parallel()
+	emu := githubemu.New("tok", "bot")
+	when := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+	emu.AddCommit("o", "r", githubemu.Commit{SHA: "abc123", Message: "Add assets\n\nBody", AuthorName: "Jane", AuthorEmail: "jane@example.com", AvatarURL: "https://a/j", Date: when})
+	c := newCommenter(t, emu, "tok")
+	got, err := Commit(context.Background(), c.Client, "o/r", "abc123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Message != "Add assets\n\nBody" || got.AuthorName != "Jane" || got.AuthorEmail != "jane@example.com" || !got.Timestamp.Equal(when) || got.AvatarURL != "https://a/j" {
+		t.Errorf("commit = %+v", got)
+	}
+	if _, err := Commit(context.Background(), c.Client, "o/r", "missing"); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("err = %v", err)
+	}
+}

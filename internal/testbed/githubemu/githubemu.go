@@ -31,11 +31,18 @@ type Call struct {
 	Status       int
 }
 
+// Commit is a stored commit, served by GET /repos/{o}/{r}/commits/{sha}.
+type Commit struct {
+	SHA, Message, AuthorName, AuthorEmail, AuthorLogin, AvatarURL string
+	Date                                                          time.Time
+}
+
 // Server is the emulator. It implements http.Handler.
 type Server struct {
 	mu       sync.Mutex
 	tokens   map[string]string // token → user login
 	comments map[string][]*Comment
+	commits  map[string]Commit // "owner/repo@sha" → commit
 	nextID   int64
 	calls    []Call
 	faults   []int
@@ -44,7 +51,7 @@ type Server struct {
 
 // New returns an emulator that accepts the given token for the user login.
 func New(token, login string) *Server {
-	return &Server{tokens: map[string]string{token: login}, comments: map[string][]*Comment{}, nextID: 1000}
+	return &Server{tokens: map[string]string{token: login}, comments: map[string][]*Comment{}, commits: map[string]Commit{}, nextID: 1000}
 }
 
 // AddToken accepts another token, as another user (a PAT or an App).
@@ -61,6 +68,13 @@ func (s *Server) Seed(owner, repo string, number, n int) {
 	for i := 0; i < n; i++ {
 		s.add(key(owner, repo, number), fmt.Sprintf("unrelated comment %d", i), "someone")
 	}
+}
+
+// AddCommit stores a commit of owner/repo.
+func (s *Server) AddCommit(owner, repo string, c Commit) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.commits[owner+"/"+repo+"@"+c.SHA] = c
 }
 
 // FailNext makes the next request answer with status.
@@ -139,6 +153,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	parts := strings.Split(strings.Trim(path, "/"), "/")
+	// repos/{owner}/{repo}/commits/{sha}
+	if len(parts) == 5 && parts[0] == "repos" && parts[3] == "commits" && r.Method == http.MethodGet {
+		s.commit(w, parts[1], parts[2], parts[4])
+		return
+	}
 	// repos/{owner}/{repo}/issues/{number}/comments
 	// repos/{owner}/{repo}/issues/comments/{id}
 	if len(parts) != 6 || parts[0] != "repos" || parts[3] != "issues" {
@@ -251,6 +270,20 @@ func (s *Server) edit(w http.ResponseWriter, r *http.Request, owner, repo string
 		}
 	}
 	apiError(w, http.StatusNotFound, "Not Found")
+}
+
+func (s *Server) commit(w http.ResponseWriter, owner, repo, sha string) {
+	c, ok := s.commits[owner+"/"+repo+"@"+sha]
+	if !ok {
+		apiError(w, http.StatusUnprocessableEntity, "No commit found for SHA: "+sha)
+		return
+	}
+	person := map[string]any{"name": c.AuthorName, "email": c.AuthorEmail, "date": c.Date.UTC().Format(time.RFC3339)}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"sha":    c.SHA,
+		"commit": map[string]any{"message": c.Message, "author": person, "committer": person},
+		"author": map[string]any{"login": c.AuthorLogin, "avatar_url": c.AvatarURL},
+	})
 }
 
 func (s *Server) render(r *http.Request, owner, repo string, c *Comment) map[string]any {

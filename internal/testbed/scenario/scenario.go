@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
@@ -84,6 +85,7 @@ func New(ctx context.Context, dir, project string) (*Scenario, error) {
 		s.Close()
 		return nil, err
 	}
+	s.publish("Add quickstart code locations")
 	return s, nil
 }
 
@@ -148,7 +150,17 @@ func (s *Scenario) Commit(msg string) error {
 	}
 	sha, err := git(s.Workspace, "rev-parse", "HEAD")
 	s.HeadSHA = sha
+	s.publish(msg)
 	return err
+}
+
+// publish makes the head commit known to the GitHub emulator, as a push
+// would, for a run that cannot read it from the checkout.
+func (s *Scenario) publish(msg string) {
+	s.GitHub.AddCommit("Codertocat", "Hello-World", githubemu.Commit{
+		SHA: s.HeadSHA, Message: msg, AuthorName: "Jane Doe", AuthorEmail: "jane@example.com",
+		AuthorLogin: "jane", AvatarURL: "https://avatars.example/jane", Date: time.Now().UTC().Truncate(time.Second),
+	})
 }
 
 // Event writes testdata/events/<name> with its head commit replaced by the
