@@ -10,12 +10,14 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/sethvargo/go-githubactions"
 
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/cicontext"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/config"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/dagster"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/registryauth"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/report"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/secrets"
 )
@@ -62,9 +64,16 @@ func Run(ctx context.Context, env Env) error {
 	}
 	err = p.run(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("the run was cancelled: %w", err)
+		}
 		p.rep.Failure = sec.Redact(err.Error())
 	}
-	p.finish(ctx)
+	// The comment and outputs are written even when the job was cancelled,
+	// so that the PR does not keep saying "building".
+	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	p.finish(finishCtx)
+	cancel()
 	if err != nil {
 		return fail(sec, err)
 	}
@@ -80,11 +89,14 @@ func commitReader(ctx context.Context, env Env, in Inputs) cicontext.GitLog {
 		if err == nil || in.GitHubToken == "" {
 			return c, err
 		}
-		gh, ghErr := report.NewGitHubClient(env.Getenv("GITHUB_API_URL"), in.GitHubToken, env.HTTPClient)
-		if ghErr != nil {
-			return c, ghErr
+		gh, err := report.NewGitHubClient(env.Getenv("GITHUB_API_URL"), in.GitHubToken, env.HTTPClient)
+		if err == nil {
+			c, err = report.Commit(ctx, gh, env.Getenv("GITHUB_REPOSITORY"), sha)
 		}
-		return report.Commit(ctx, gh, env.Getenv("GITHUB_REPOSITORY"), sha)
+		if err != nil {
+			env.Actions.Warningf("Commit %s: using the event's title and time, since neither git nor the GitHub API could tell its message: %s", sha, err)
+		}
+		return c, err
 	}
 }
 
@@ -128,6 +140,7 @@ type pipeline struct {
 	workspace  string
 	yamlPath   string
 	client     *dagster.Client
+	resolver   *registryauth.Resolver
 	commentID  int64
 }
 
@@ -293,10 +306,14 @@ func (p *pipeline) commit() dagster.Commit {
 func (p *pipeline) finish(ctx context.Context) {
 	a := p.env.Actions
 	p.comment(ctx)
-	a.SetOutput("deployment", p.rep.Deployment)
-	a.SetOutput("deployment_url", p.rep.LocationsURL())
-	a.SetOutput("images", p.rep.ImagesJSON())
-	a.SetOutput("status", p.rep.Status())
+	for _, o := range [][2]string{
+		{"deployment", p.rep.Deployment},
+		{"deployment_url", p.rep.LocationsURL()},
+		{"images", p.rep.ImagesJSON()},
+		{"status", p.rep.Status()},
+	} {
+		a.SetOutput(o[0], p.sec.Redact(o[1]))
+	}
 	if p.env.Getenv("GITHUB_STEP_SUMMARY") != "" {
 		a.AddStepSummary(p.sec.Redact(p.rep.Summary()))
 	}

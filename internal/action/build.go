@@ -2,12 +2,15 @@ package action
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
+	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types/registry"
 
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/build"
@@ -43,13 +46,29 @@ func (p *pipeline) imageTag(loc config.Location, shared bool) string {
 			tag += "-" + p.ci.RunID + "-" + p.ci.RunAttempt
 		}
 	}
+	suffix := ""
 	if shared {
-		tag += "-" + sanitizeTag(loc.Name)
+		suffix = "-" + sanitizeTag(loc.Name)
 	}
-	if len(tag) > 128 {
-		tag = tag[:128]
+	return truncateTag(tag, suffix)
+}
+
+// truncateTag keeps a tag within Docker's 128 characters, cutting the base
+// so that the suffix that tells locations apart survives.
+func truncateTag(base, suffix string) string {
+	if over := len(base) + len(suffix) - 128; over > 0 {
+		base = base[:max(0, len(base)-over)]
 	}
-	return tag
+	return base + suffix
+}
+
+// repository normalises a build.registry for comparison: "acme/app" and
+// "docker.io/acme/app" are one repository.
+func repository(registry string) string {
+	if named, err := reference.ParseNormalizedNamed(registry); err == nil {
+		return named.Name()
+	}
+	return registry
 }
 
 func sanitizeTag(s string) string {
@@ -69,9 +88,10 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 	perRegistry := map[string]int{}
 	for _, l := range locs {
 		if l.NeedsBuild {
-			perRegistry[l.Build.Registry]++
+			perRegistry[repository(l.Build.Registry)]++
 		}
 	}
+	shared := func(l config.Location) bool { return perRegistry[repository(l.Build.Registry)] > 1 }
 	var toBuild []config.Location
 	for _, l := range locs {
 		if !l.NeedsBuild {
@@ -80,7 +100,7 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 			p.logf("Location %s uses the prebuilt image %s (it has no build section).", l.Name, l.Image)
 			continue
 		}
-		ref := l.Build.Registry + ":" + p.imageTag(l, perRegistry[l.Build.Registry] > 1)
+		ref := l.Build.Registry + ":" + p.imageTag(l, shared(l))
 		images[l.Name] = ref
 		p.rep.Locations = append(p.rep.Locations, report.Location{Name: l.Name, State: report.Building, Image: ref, Updated: time.Now().UTC()})
 		toBuild = append(toBuild, l)
@@ -102,10 +122,10 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 
 	// Resolve and check every registry's credentials before any build, so
 	// that a wrong password fails in seconds.
-	resolver := &registryauth.Resolver{
+	p.resolver = &registryauth.Resolver{
 		Username:                    p.in.RegistryUsername,
 		Password:                    p.in.RegistryPassword,
-		ConfigDir:                   p.env.Getenv("DOCKER_CONFIG"),
+		ConfigDir:                   inContainer(p.env.Getenv, p.env.Getenv("DOCKER_CONFIG")),
 		GitHubToken:                 p.in.GitHubToken,
 		GitHubActor:                 p.env.Getenv("GITHUB_ACTOR"),
 		AWSRoleARN:                  p.in.AWSRoleARN,
@@ -122,7 +142,7 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 		if _, done := auths[host]; done {
 			continue
 		}
-		creds, err := resolver.Resolve(ctx, host)
+		creds, err := p.resolver.Resolve(ctx, host)
 		if err != nil && !p.in.Push && errors.Is(err, registryauth.ErrNoCredentials) {
 			// Building only: credentials matter just for private base images.
 			creds, err = registryauth.Credentials{Host: host}, nil
@@ -148,7 +168,7 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 	var failed []string
 	var errs []error
 	for _, l := range toBuild {
-		digest, err := p.buildOne(ctx, docker, l, images[l.Name], perRegistry[l.Build.Registry] > 1, auths)
+		digest, err := p.buildOne(ctx, docker, l, images[l.Name], shared(l), auths)
 		if err != nil {
 			p.rep.Set(l.Name, report.Failed, p.sec.Redact(err.Error()))
 			failed = append(failed, l.Name)
@@ -175,25 +195,56 @@ func (p *pipeline) buildOne(ctx context.Context, docker Docker, l config.Locatio
 	defer a.EndGroup()
 	spec := p.spec(l, ref, shared, auths)
 	// The builder's errors name the reference and the context already.
-	if _, err := docker.Build(ctx, spec); err != nil {
+	if err := p.quoted(func() error { _, err := docker.Build(ctx, spec); return err }); err != nil {
 		return "", err
 	}
 	if !p.in.Push {
 		return "", nil
 	}
-	auth := auths[registryauth.Host(l.Build.Registry)]
-	digest, err := docker.Push(ctx, ref, auth)
+	// Fetched again: a short-lived token (ECR, Google) may have expired
+	// during a long build; the resolver keeps it while it is fresh.
+	host := registryauth.Host(l.Build.Registry)
+	auth := auths[host]
+	if creds, err := p.resolver.Resolve(ctx, host); err == nil && !creds.Anonymous() {
+		p.sec.Add(creds.Secrets()...)
+		auth = creds.Auth
+	}
+	var digest string
+	var cacheErrs []error
+	err := p.quoted(func() (err error) {
+		if digest, err = docker.Push(ctx, ref, auth); err != nil {
+			return err
+		}
+		for _, cache := range spec.Tags[1:] {
+			if _, err := docker.Push(ctx, cache, auth); err != nil {
+				cacheErrs = append(cacheErrs, err)
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return "", err
 	}
 	p.logf("Pushed %s@%s", ref, digest)
-	for _, cache := range spec.Tags[1:] {
+	for _, err := range cacheErrs {
 		// A cache that cannot be pushed costs the next run time, not this deploy.
-		if _, err := docker.Push(ctx, cache, auth); err != nil {
-			a.Warningf("Could not push the build cache %s (the next build will not reuse it): %s", cache, p.sec.Redact(err.Error()))
-		}
+		a.Warningf("Could not push the build cache (the next build will not reuse it): %s", p.sec.Redact(err.Error()))
 	}
 	return digest, nil
+}
+
+// quoted runs f with workflow commands turned off, so that a line of the
+// daemon's output (a build step's echo) cannot act as one (`::add-mask::`,
+// `::stop-commands::`, a forged `::error`).
+func (p *pipeline) quoted(f func() error) error {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return f()
+	}
+	token := hex.EncodeToString(b[:])
+	fmt.Fprintf(p.env.Log, "::stop-commands::%s\n", token)
+	defer fmt.Fprintf(p.env.Log, "::%s::\n", token)
+	return f()
 }
 
 // spec is the build of one location: the action's build inputs with the
@@ -230,7 +281,7 @@ func (p *pipeline) spec(l config.Location, ref string, shared bool, auths map[st
 		Target:     orDefault(b.Target, p.in.Target),
 		Platform:   orDefault(b.Platform, p.in.Platform),
 		Secrets:    secrets,
-		SSH:        p.in.SSH,
+		SSH:        sshInContainer(p.env.Getenv, p.in.SSH),
 		PullAuth:   pullAuth(auths),
 	}
 	cache := p.in.Cache
@@ -245,7 +296,7 @@ func (p *pipeline) spec(l config.Location, ref string, shared bool, auths map[st
 		if shared {
 			tag += "-" + sanitizeTag(l.Name)
 		}
-		cacheRef := b.Registry + ":" + tag
+		cacheRef := b.Registry + ":" + truncateTag(tag, "")
 		spec.CacheFrom = []string{cacheRef}
 		spec.InlineCache = true
 		if p.in.Push {
@@ -278,4 +329,37 @@ func (p *pipeline) failAll(locs []config.Location) {
 	for _, l := range locs {
 		p.rep.Set(l.Name, report.Failed, "")
 	}
+}
+
+// inContainer maps a path on the runner to where a Docker action sees it:
+// the runner mounts RUNNER_TEMP/_github_home at /github/home (and sets HOME
+// to it), so a DOCKER_CONFIG or ssh socket that a job puts there names the
+// runner's path.
+func inContainer(getenv func(string) string, path string) string {
+	temp := getenv("RUNNER_TEMP")
+	if path == "" || temp == "" || getenv("HOME") != "/github/home" {
+		return path
+	}
+	if rest, ok := strings.CutPrefix(path, temp+"/_github_home"); ok && (rest == "" || rest[0] == '/') {
+		return "/github/home" + rest
+	}
+	return path
+}
+
+// sshInContainer maps the paths of ssh entries ("id=path,path").
+func sshInContainer(getenv func(string) string, entries []string) []string {
+	var out []string
+	for _, e := range entries {
+		id, paths, ok := strings.Cut(e, "=")
+		if !ok {
+			out = append(out, e)
+			continue
+		}
+		ps := strings.Split(paths, ",")
+		for i := range ps {
+			ps[i] = inContainer(getenv, ps[i])
+		}
+		out = append(out, id+"="+strings.Join(ps, ","))
+	}
+	return out
 }

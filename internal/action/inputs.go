@@ -123,7 +123,7 @@ func ReadInputs(input, getenv func(string) string) (Inputs, error) {
 		return in, &InputError{"image_tag", fmt.Sprintf("%q is not a valid Docker tag (letters, digits, _, . and -, at most 128 characters, not starting with . or -)", in.ImageTag)}
 	}
 	if (in.RegistryUsername == "") != (in.RegistryPassword == "") {
-		return in, &InputError{"registry_username", "registry_username and registry_password go together: set both, or neither to use the Docker config's credentials"}
+		return in, &InputError{"registry_username", "registry_username and registry_password go together: set both, or neither to use the Docker config's credentials (pull requests from forks get no secrets, so a password from a secret is empty there)"}
 	}
 	return in, nil
 }
@@ -160,7 +160,7 @@ func parsePairs(name, v string) (map[string]string, error) {
 		k, val, ok := strings.Cut(line, "=")
 		if k = strings.TrimSpace(k); !ok || k == "" {
 			// The line may hold a secret: show only its number.
-			return nil, &InputError{name, fmt.Sprintf("line %d is not KEY=VALUE (one per line)", i+1)}
+			return nil, &InputError{name, fmt.Sprintf("line %d is not KEY=VALUE (one per line; a value cannot span lines)", i+1)}
 		}
 		if out == nil {
 			out = map[string]string{}

@@ -128,10 +128,13 @@ func FromGitHub(getenv func(string) string, workspace string, gitLog GitLog) (*C
 		err = c.fromPush(&ev, getenv)
 	case "workflow_dispatch":
 		c.Mode = ModeFull
-		c.Branch = getenv("GITHUB_REF_NAME")
+		c.Branch = orDefault(strings.TrimPrefix(ev.Ref, "refs/heads/"), getenv("GITHUB_REF_NAME"))
 		c.Commit = Commit{SHA: getenv("GITHUB_SHA"), AuthorName: ev.Sender.Login, AvatarURL: ev.Sender.AvatarURL}
-		if c.Commit.SHA == "" {
+		switch def := ev.Repository.DefaultBranch; {
+		case c.Commit.SHA == "":
 			err = errors.New("GITHUB_SHA is not set for this workflow_dispatch run")
+		case def != "" && c.Branch != def:
+			err = fmt.Errorf("workflow_dispatch from branch %q is not supported: it would deploy that branch to the full deployment; run the workflow from the default branch %q (pull requests get branch deployments)", c.Branch, def)
 		}
 	case "pull_request_target":
 		err = errors.New("event pull_request_target is not supported: it runs with write access and secrets while building the pull request's code, which lets any fork run code with your registry and Dagster+ credentials; trigger the workflow on pull_request instead (supported: " + Supported + ")")

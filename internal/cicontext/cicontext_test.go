@@ -151,6 +151,23 @@ func TestBadEnvironment(t *testing.T) {
 	}
 }
 
+func TestDispatchFromOtherBranch(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile(fixture("push.default-branch.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(raw), `"ref": "refs/heads/master"`, `"ref": "refs/heads/feature"`, 1)
+	path := filepath.Join(t.TempDir(), "event.json")
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = FromGitHub(env("workflow_dispatch", path), "", nil)
+	if err == nil || !strings.Contains(err.Error(), `workflow_dispatch from branch "feature" is not supported`) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
 func TestPushToOtherBranch(t *testing.T) {
 	t.Parallel()
 	raw, err := os.ReadFile(fixture("push.default-branch.json"))

@@ -76,6 +76,8 @@ func TestCLIErrors(t *testing.T) {
 		{"no commit", env, []string{"branch-deployment", "create-or-update", "--git-repo-name", "a/b", "--branch-name", "x"}, "--commit-hash and --timestamp"},
 		{"bad status", env, []string{"branch-deployment", "create-or-update", "--git-repo-name", "a/b", "--branch-name", "x", "--commit-hash", "a", "--timestamp", "1", "--pull-request-status", "gone"}, "OPEN, CLOSED or MERGED"},
 		{"no deployment", env, []string{"deployment", "add-location"}, "DAGSTER_CLOUD_DEPLOYMENT"},
+		{"bad timeout", map[string]string{"DAGSTER_CLOUD_URL": env["DAGSTER_CLOUD_URL"], "DAGSTER_CLOUD_API_TOKEN": "x", "DAGSTER_CLOUD_LOCATION_LOAD_TIMEOUT": "10x"},
+			[]string{"deployment", "add-location", "-d", "prod", "--image", "i", "--location-file", "/nonexistent.yaml"}, `DAGSTER_CLOUD_LOCATION_LOAD_TIMEOUT "10x" is not a number of seconds`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -66,7 +67,7 @@ name (only the name, so that scripts can capture it). Closing a pull request is
 			if readGit {
 				gc, err := cicontext.ReadGitLog(".", "HEAD")
 				if err != nil {
-					return fmt.Errorf("--read-git-state: could not read git state, run inside the repository's checkout: %w", err)
+					return fmt.Errorf("--read-git-state: could not read the commit with git (is git installed, and is this the repository's checkout?): %w", err)
 				}
 				c.CommitHash = orStr(c.CommitHash, gc.SHA)
 				timestamp = gc.Timestamp.Unix()
@@ -124,7 +125,7 @@ func newDeploymentCmd(stdio IO) *cobra.Command {
 	parent := &cobra.Command{Use: "deployment", Short: "Manage code locations of a Dagster+ deployment"}
 	var conn connFlags
 	var deployment, file, name, image, commitHash, gitURL string
-	var loadTimeout, heartbeatTimeout time.Duration
+	var loadFlag, heartbeatFlag string
 	cmd := &cobra.Command{
 		Use:   "add-location",
 		Short: "Add or update a code location from dagster_cloud.yaml and wait for it to load",
@@ -140,6 +141,14 @@ func newDeploymentCmd(stdio IO) *cobra.Command {
 			deployment = envOr(stdio, deployment, "DAGSTER_CLOUD_DEPLOYMENT")
 			if deployment == "" {
 				return errors.New("a deployment is needed: pass --deployment or set DAGSTER_CLOUD_DEPLOYMENT")
+			}
+			loadTimeout, err := seconds(stdio, "--location-load-timeout", loadFlag, "DAGSTER_CLOUD_LOCATION_LOAD_TIMEOUT", 600*time.Second)
+			if err != nil {
+				return err
+			}
+			heartbeatTimeout, err := seconds(stdio, "--agent-heartbeat-timeout", heartbeatFlag, "DAGSTER_CLOUD_AGENT_HEARTBEAT_TIMEOUT", 120*time.Second)
+			if err != nil {
+				return err
 			}
 			loc, err := configLocation(file, name)
 			if err != nil {
@@ -174,26 +183,29 @@ func newDeploymentCmd(stdio IO) *cobra.Command {
 	fl.StringVar(&image, "image", "", "image reference to deploy")
 	fl.StringVar(&commitHash, "commit-hash", "", "commit SHA shown in Dagster+")
 	fl.StringVar(&gitURL, "git-url", "", "web address of the commit shown in Dagster+")
-	fl.DurationVar(&loadTimeout, "location-load-timeout", durationEnv(stdio, "DAGSTER_CLOUD_LOCATION_LOAD_TIMEOUT", 600*time.Second), "how long to wait for the location to load; 0 = do not wait")
-	fl.DurationVar(&heartbeatTimeout, "agent-heartbeat-timeout", durationEnv(stdio, "DAGSTER_CLOUD_AGENT_HEARTBEAT_TIMEOUT", 120*time.Second), "how long to wait for an agent heartbeat")
+	fl.StringVar(&loadFlag, "location-load-timeout", "", "seconds (or a duration like 10m) to wait for the location to load; 0 = do not wait (env DAGSTER_CLOUD_LOCATION_LOAD_TIMEOUT, default 600)")
+	fl.StringVar(&heartbeatFlag, "agent-heartbeat-timeout", "", "seconds to wait for an agent heartbeat (env DAGSTER_CLOUD_AGENT_HEARTBEAT_TIMEOUT, default 120)")
 	parent.AddCommand(cmd)
 	return parent
 }
 
-// durationEnv reads seconds ("600") or a Go duration ("10m") from env.
-func durationEnv(stdio IO, env string, def time.Duration) time.Duration {
-	v := stdio.Getenv(env)
-	if v == "" {
-		return def
+// seconds reads a timeout from its flag, else its environment variable, as
+// whole seconds ("600") or a Go duration ("10m").
+func seconds(stdio IO, flag, value, env string, def time.Duration) (time.Duration, error) {
+	from := flag
+	if value == "" {
+		value, from = stdio.Getenv(env), env
 	}
-	if d, err := time.ParseDuration(v); err == nil {
-		return d
+	if value == "" {
+		return def, nil
 	}
-	var secs int
-	if _, err := fmt.Sscanf(v, "%d", &secs); err == nil {
-		return time.Duration(secs) * time.Second
+	if n, err := strconv.Atoi(value); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, nil
 	}
-	return def
+	if d, err := time.ParseDuration(value); err == nil && d >= 0 {
+		return d, nil
+	}
+	return 0, fmt.Errorf("%s %q is not a number of seconds (for example 600, or 10m)", from, value)
 }
 
 func orStr(v, def string) string {

@@ -98,8 +98,9 @@ type Location struct {
 	// NeedsBuild is false only for an entry that names a prebuilt `image`
 	// and has no `build` section: it is deployed as it is.
 	NeedsBuild bool
-	Image      string // the entry's own `image`, if any
+	Image      string // the image of a location that is not built
 	raw        map[string]any
+	defaults   map[string]any // document keys from `defaults:`
 }
 
 // File is a parsed dagster_cloud.yaml.
@@ -123,7 +124,7 @@ func Load(path string) (*File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, &Error{File: path, Msg: "file not found; set the input project_dir (and dagster_cloud_yaml_path if the file has another name) to where dagster_cloud.yaml is, and check out the repository first (actions/checkout)"}
+			return nil, &Error{File: path, Msg: "file not found; in the action, set the inputs project_dir and dagster_cloud_yaml_path to where dagster_cloud.yaml is and check out the repository first (actions/checkout); on the command line, pass --location-file"}
 		}
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
@@ -148,14 +149,9 @@ func Parse(path string, data []byte) (*File, error) {
 	}
 	v.keys(root, "the top level", topKeys)
 
-	var defaultBuild Build
+	var defaults defaultsSection
 	if d := lookup(root, "defaults"); d != nil {
-		if v.mapping(d, "defaults") {
-			v.keys(d, "defaults", defaultsKeys)
-			if b := lookup(d, "build"); b != nil {
-				defaultBuild = v.build(b, "defaults.build")
-			}
-		}
+		defaults = v.defaults(d)
 	}
 
 	f := &File{Path: path}
@@ -170,7 +166,7 @@ func Parse(path string, data []byte) (*File, error) {
 	default:
 		seen := map[string]int{}
 		for _, n := range locs.Content {
-			loc, ok := v.location(n, defaultBuild)
+			loc, ok := v.location(n, defaults)
 			if !ok {
 				continue
 			}
@@ -238,9 +234,12 @@ func (v *validator) build(n *yaml.Node, where string) Build {
 	}
 	if r := lookup(n, "registry"); r != nil {
 		if s, ok := v.str(r, where+".registry"); ok {
-			if strings.Contains(s[strings.LastIndex(s, "/")+1:], ":") || strings.Contains(s, "@") {
+			switch {
+			case !strings.Contains(s, "/") && strings.ContainsAny(s, ".:"):
+				v.add(r.Line, fmt.Sprintf("`%s` %q is a registry host; add the image repository's path, for example %s/team/app", where+".registry", s, s))
+			case strings.Contains(s[strings.LastIndex(s, "/")+1:], ":") || strings.Contains(s, "@"):
 				v.add(r.Line, fmt.Sprintf("`%s` %q must be an image repository without a tag or digest (the action adds the tag)", where+".registry", s))
-			} else {
+			default:
 				b.Registry = s
 			}
 		}
@@ -279,7 +278,42 @@ func (v *validator) stringMap(n *yaml.Node, what string) map[string]string {
 	return m
 }
 
-func (v *validator) location(n *yaml.Node, defaultBuild Build) (Location, bool) {
+// defaultsSection is `defaults:`: a build section, and document keys that
+// a location without its own takes.
+type defaultsSection struct {
+	build Build
+	doc   map[string]any
+	image string
+}
+
+func (v *validator) defaults(d *yaml.Node) defaultsSection {
+	var ds defaultsSection
+	if !v.mapping(d, "defaults") {
+		return ds
+	}
+	v.keys(d, "defaults", defaultsKeys)
+	for _, k := range []string{"working_directory", "image", "executable_path", "agent_queue"} {
+		if n := lookup(d, k); n != nil {
+			if val, ok := v.str(n, "defaults."+k); ok && k == "image" {
+				ds.image = val
+			}
+		}
+	}
+	if cc := lookup(d, "container_context"); cc != nil {
+		v.mapping(cc, "defaults.container_context")
+	}
+	if b := lookup(d, "build"); b != nil {
+		ds.build = v.build(b, "defaults.build")
+	}
+	if err := d.Decode(&ds.doc); err != nil {
+		v.add(d.Line, err.Error())
+	}
+	delete(ds.doc, "build")
+	return ds
+}
+
+func (v *validator) location(n *yaml.Node, defaults defaultsSection) (Location, bool) {
+	defaultBuild := defaults.build
 	loc := Location{Line: n.Line, NeedsBuild: true}
 	if !v.mapping(n, "locations[]") {
 		return loc, false
@@ -335,9 +369,14 @@ func (v *validator) location(n *yaml.Node, defaultBuild Build) (Location, bool) 
 	if b != nil {
 		loc.Build = defaultBuild.merge(v.build(b, where+" build"))
 	}
-	if b == nil && loc.Image != "" {
+	// Without a build section of its own, a location with an image (its
+	// own, or the defaults' when the defaults name no registry) is
+	// deployed as it is.
+	if b == nil && (loc.Image != "" || defaults.image != "" && defaultBuild.Registry == "") {
 		loc.NeedsBuild = false
+		loc.Image = orDefault(loc.Image, defaults.image)
 	}
+	loc.defaults = defaults.doc
 	if loc.Build.Directory == "" {
 		loc.Build.Directory = "."
 	}
@@ -421,9 +460,14 @@ func (l Location) ContextDir(projectDir string) string {
 }
 
 // Document is the location document for the Dagster+ API: the file's entry
-// without `build`, with `image` and `git` set (dagster-api.md §3.1).
+// over the `defaults:` keys it lacks, without `build`, with `image` and
+// `git` set (dagster-api.md §3.1). The dagster-cloud CLI ignores
+// `defaults:` here; applying them is what the file says.
 func (l Location) Document(image, commitHash, gitURL string) map[string]any {
-	doc := make(map[string]any, len(l.raw)+2)
+	doc := make(map[string]any, len(l.raw)+len(l.defaults)+2)
+	for k, v := range l.defaults {
+		doc[k] = v
+	}
 	for k, v := range l.raw {
 		doc[k] = v
 	}
@@ -460,4 +504,11 @@ func SplitList(s string) []string {
 		}
 	}
 	return out
+}
+
+func orDefault(v, def string) string {
+	if v != "" {
+		return v
+	}
+	return def
 }

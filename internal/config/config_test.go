@@ -61,6 +61,11 @@ func TestParseErrors(t *testing.T) {
     code_source: {package_name: a}
     build: {registry: "r.example:5000/a:latest"}
 `, []string{"f.yaml:4: `location \"a\" build.registry` \"r.example:5000/a:latest\" must be an image repository without a tag"}},
+		{"registry host only", `locations:
+  - location_name: a
+    code_source: {package_name: a}
+    build: {registry: "localhost:5000"}
+`, []string{"f.yaml:4: `location \"a\" build.registry` \"localhost:5000\" is a registry host; add the image repository's path"}},
 		{"missing name", `locations:
   - code_source: {package_name: a}
     build: {registry: r.example/a}
@@ -202,6 +207,50 @@ locations:
 	}
 	if _, has := f.Locations[0].Document("img", "", "")["build"]; has {
 		t.Error("build overrides leak into the location document")
+	}
+}
+
+func TestDefaultsApplyToDocuments(t *testing.T) {
+	t.Parallel()
+	f, err := Parse("dagster_cloud.yaml", []byte(`defaults:
+  working_directory: ./src
+  agent_queue: gpu
+  container_context: {k8s: {namespace: data}}
+  build: {registry: r.example/app}
+locations:
+  - location_name: a
+    code_source: {package_name: a}
+  - location_name: b
+    code_source: {package_name: b}
+    agent_queue: cpu
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := f.Locations[0].Document("r.example/app:1", "", "")
+	if a["working_directory"] != "./src" || a["agent_queue"] != "gpu" || a["image"] != "r.example/app:1" || a["container_context"] == nil {
+		t.Errorf("a = %v", a)
+	}
+	if _, has := a["build"]; has {
+		t.Error("defaults.build leaked into the document")
+	}
+	if b := f.Locations[1].Document("x", "", ""); b["agent_queue"] != "cpu" {
+		t.Errorf("the location's own key lost to the default: %v", b)
+	}
+
+	// A default image without a default registry: locations without a
+	// build section are deployed with it, unbuilt.
+	f, err = Parse("dagster_cloud.yaml", []byte(`defaults:
+  image: ghcr.io/acme/base:1
+locations:
+  - location_name: a
+    code_source: {package_name: a}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := f.Locations[0]; l.NeedsBuild || l.Image != "ghcr.io/acme/base:1" || l.Document("", "", "")["image"] != "ghcr.io/acme/base:1" {
+		t.Errorf("location = %+v", l)
 	}
 }
 

@@ -22,7 +22,7 @@ func Commit(ctx context.Context, gh *github.Client, repo, sha string) (cicontext
 	c := rc.GetCommit()
 	return cicontext.Commit{
 		SHA:         sha,
-		Timestamp:   c.GetAuthor().GetDate().Time.UTC(),
+		Timestamp:   c.GetCommitter().GetDate().Time.UTC(), // as git's %ct
 		Message:     strings.TrimSpace(c.GetMessage()),
 		AuthorName:  c.GetAuthor().GetName(),
 		AuthorEmail: c.GetAuthor().GetEmail(),

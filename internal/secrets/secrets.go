@@ -7,6 +7,7 @@ package secrets
 import (
 	"encoding/base64"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -23,8 +24,8 @@ type Set struct {
 func New(onAdd func(string)) *Set { return &Set{onAdd: onAdd} }
 
 // Add records secret values. Empty and very short values are ignored: masking
-// "a" would garble every log line. A value's base64 forms are recorded too,
-// since registry auth travels base64-encoded.
+// "a" would garble every log line. A value's base64 forms and its escaped
+// form are recorded too, for where it appears encoded or quoted.
 func (s *Set) Add(values ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -34,6 +35,11 @@ func (s *Set) Add(values ...string) {
 			continue
 		}
 		forms := []string{v, base64.StdEncoding.EncodeToString([]byte(v)), base64.URLEncoding.EncodeToString([]byte(v))}
+		// The value as it appears inside a quoted string (a JSON body, a
+		// Go %q error) when it holds quotes, backslashes or newlines.
+		if q := strconv.Quote(v); q[1:len(q)-1] != v {
+			forms = append(forms, q[1:len(q)-1])
+		}
 		if strings.Contains(v, "\n") {
 			// `::add-mask::` takes one line: a multi-line value (a key
 			// file) is masked line by line, and scrubbed whole too.

@@ -1,0 +1,212 @@
+package action
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/registry"
+	"github.com/sethvargo/go-githubactions"
+
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/build"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/dagster"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/dagsteremu"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/githubemu"
+)
+
+// fakeDocker records builds and pushes; the e2e tests use the real daemon.
+type fakeDocker struct {
+	specs    []build.Spec
+	pushes   []string
+	buildErr error
+	onBuild  func()
+}
+
+func (f *fakeDocker) Build(_ context.Context, s build.Spec) (string, error) {
+	f.specs = append(f.specs, s)
+	if f.onBuild != nil {
+		f.onBuild()
+	}
+	return "sha256:image", f.buildErr
+}
+
+func (f *fakeDocker) Login(context.Context, registry.AuthConfig, string) error { return nil }
+
+func (f *fakeDocker) Push(_ context.Context, ref string, _ registry.AuthConfig) (string, error) {
+	f.pushes = append(f.pushes, ref)
+	return "sha256:" + strings.Repeat("a", 64), nil
+}
+
+type harness struct {
+	env     map[string]string
+	out     bytes.Buffer
+	docker  *fakeDocker
+	dagster *dagsteremu.Server
+	github  *githubemu.Server
+}
+
+const yamlDoc = `defaults:
+  build: {registry: r.example/acme/app, build_args: {A: from-yaml}}
+locations:
+  - location_name: etl
+    code_source: {package_name: etl}
+    build: {directory: ./etl, dockerfile: docker/Dockerfile, target: runtime}
+  - location_name: ml
+    code_source: {package_name: ml}
+    build: {directory: ./ml, cache: false}
+`
+
+func newHarness(t *testing.T, inputs map[string]string) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	h := &harness{docker: &fakeDocker{}, dagster: dagsteremu.New(dagsteremu.WithTokens("dg-token-1234")), github: githubemu.New("gh-token-1234", "bot")}
+	dsrv, gsrv := httptest.NewServer(h.dagster), httptest.NewServer(h.github)
+	t.Cleanup(dsrv.Close)
+	t.Cleanup(gsrv.Close)
+	event, err := os.ReadFile(filepath.Join("..", "..", "testdata", "events", "pull_request.opened.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{"event.json": string(event), "ws/dagster_cloud.yaml": yamlDoc, "output": "", "summary": ""}
+	for name, content := range files {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.env = map[string]string{
+		"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": filepath.Join(dir, "event.json"),
+		"GITHUB_WORKSPACE": filepath.Join(dir, "ws"), "GITHUB_OUTPUT": filepath.Join(dir, "output"),
+		"GITHUB_STEP_SUMMARY": filepath.Join(dir, "summary"), "GITHUB_RUN_ID": "9", "GITHUB_RUN_ATTEMPT": "1",
+		"GITHUB_API_URL": githubemu.URL(gsrv.URL), "GITHUB_REPOSITORY": "Codertocat/Hello-World",
+		"DOCKER_CONFIG":         filepath.Join(dir, "docker-config"),
+		"INPUT_ORGANIZATION_ID": "acme", "INPUT_DAGSTER_CLOUD_API_TOKEN": "dg-token-1234",
+		"INPUT_DAGSTER_CLOUD_URL": dsrv.URL, "INPUT_GITHUB_TOKEN": "gh-token-1234",
+		"INPUT_LOCATION_LOAD_TIMEOUT": "30",
+	}
+	for k, v := range inputs {
+		h.env["INPUT_"+strings.ToUpper(k)] = v
+	}
+	return h
+}
+
+func (h *harness) run(ctx context.Context) error {
+	getenv := func(k string) string { return h.env[k] }
+	return Run(ctx, Env{
+		Actions:        githubactions.New(githubactions.WithWriter(&h.out), githubactions.WithGetenv(getenv)),
+		Getenv:         getenv,
+		Log:            &h.out,
+		NewDocker:      func(context.Context, io.Writer) (Docker, error) { return h.docker, nil },
+		DagsterOptions: []dagster.Option{dagster.WithPollInterval(time.Millisecond)},
+	})
+}
+
+func (h *harness) comment(t *testing.T) string {
+	t.Helper()
+	cs := h.github.Comments("Codertocat", "Hello-World", 2)
+	if len(cs) != 1 {
+		t.Fatalf("%d comments", len(cs))
+	}
+	return cs[0].Body
+}
+
+// TestPipelineBuildSpecs checks what the pipeline asks the builder for:
+// inputs and per-location overrides, secrets, the registry cache and tags.
+func TestPipelineBuildSpecs(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"build_args": "A=from-input\nB=b", "build_secrets": "tok=build-secret-99", "labels": "team=data"})
+	if err := h.run(context.Background()); err != nil {
+		t.Fatalf("%v\n%s", err, h.out.String())
+	}
+	if len(h.docker.specs) != 2 {
+		t.Fatalf("%d builds", len(h.docker.specs))
+	}
+	etl, ml := h.docker.specs[0], h.docker.specs[1]
+	if etl.Dockerfile != "docker/Dockerfile" || etl.Target != "runtime" || etl.Platform != "linux/amd64" || !strings.HasSuffix(etl.ContextDir, "ws/etl") {
+		t.Errorf("etl spec = %+v", etl)
+	}
+	if etl.BuildArgs["A"] != "from-yaml" || etl.BuildArgs["B"] != "b" || string(etl.Secrets["tok"]) != "build-secret-99" || etl.Labels["team"] != "data" {
+		t.Errorf("etl args %v, secrets %v, labels %v", etl.BuildArgs, etl.Secrets, etl.Labels)
+	}
+	// Two locations share the repository: their tags and caches are apart.
+	if etl.Tags[0] != "r.example/acme/app:ec26c3e57ca3-9-1-etl" || len(etl.Tags) != 2 || etl.Tags[1] != "r.example/acme/app:buildcache-etl" || !etl.InlineCache {
+		t.Errorf("etl tags %v, cache from %v", etl.Tags, etl.CacheFrom)
+	}
+	if ml.Dockerfile != "Dockerfile" || len(ml.Tags) != 1 || ml.CacheFrom != nil || ml.InlineCache {
+		t.Errorf("ml (cache: false) = %+v", ml)
+	}
+	if len(h.docker.pushes) != 3 {
+		t.Errorf("pushes = %v", h.docker.pushes)
+	}
+	if c := h.comment(t); !strings.Contains(c, "✅ loaded") {
+		t.Errorf("comment:\n%s", c)
+	}
+}
+
+func TestPipelineBuildOnly(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"push": "false", "dagster_cloud_api_token": ""})
+	if err := h.run(context.Background()); err != nil {
+		t.Fatalf("%v\n%s", err, h.out.String())
+	}
+	if len(h.docker.pushes) != 0 || len(h.dagster.Requests()) != 0 {
+		t.Errorf("push: false pushed %v or called Dagster+ %d times", h.docker.pushes, len(h.dagster.Requests()))
+	}
+	if !strings.Contains(readFile(t, h.env["GITHUB_OUTPUT"]), "status<<_GitHubActionsFileCommandDelimeter_\nbuilt\n") {
+		t.Errorf("outputs:\n%s", readFile(t, h.env["GITHUB_OUTPUT"]))
+	}
+}
+
+// TestPipelineScrubsSecretsFromFailures: a build that fails with a secret
+// in its message (a RUN step that echoed it) leaks it nowhere.
+func TestPipelineScrubsSecretsFromFailures(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"build_secrets": "tok=build-secret-99"})
+	h.docker.buildErr = errors.New(`step 2 failed: token is "build-secret-99"`)
+	err := h.run(context.Background())
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for where, text := range map[string]string{"error": err.Error(), "comment": h.comment(t), "summary": readFile(t, h.env["GITHUB_STEP_SUMMARY"]), "outputs": readFile(t, h.env["GITHUB_OUTPUT"])} {
+		if strings.Contains(text, "build-secret-99") {
+			t.Errorf("the secret is in the %s:\n%s", where, text)
+		}
+	}
+	if len(h.dagster.Requests()) > 1 { // the connection check only
+		t.Errorf("deployed after a failed build: %d Dagster+ calls", len(h.dagster.Requests()))
+	}
+}
+
+// TestPipelineCancelled: a cancelled job still tells the PR.
+func TestPipelineCancelled(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	h.docker.onBuild = cancel
+	h.docker.buildErr = context.Canceled
+	if err := h.run(ctx); err == nil || !strings.Contains(err.Error(), "cancelled") {
+		t.Fatalf("err = %v", err)
+	}
+	if c := h.comment(t); !strings.Contains(c, "Deploy failed:** the run was cancelled") {
+		t.Errorf("comment:\n%s", c)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
