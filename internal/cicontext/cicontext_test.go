@@ -31,6 +31,24 @@ func env(event, path string) func(string) string {
 
 func fixture(name string) string { return filepath.Join("..", "..", "testdata", "events", name) }
 
+// editedFixture writes a copy of a fixture with old replaced by new.
+func editedFixture(t *testing.T, name, old, new string) string {
+	t.Helper()
+	raw, err := os.ReadFile(fixture(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(raw), old, new, 1)
+	if edited == string(raw) {
+		t.Fatalf("%s has no %s to replace", name, old)
+	}
+	path := filepath.Join(t.TempDir(), "event.json")
+	if err := os.WriteFile(path, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func TestFromGitHubEvents(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -108,18 +126,7 @@ func TestPullRequestFields(t *testing.T) {
 
 func TestMergedPullRequest(t *testing.T) {
 	t.Parallel()
-	raw, err := os.ReadFile(fixture("pull_request.closed.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	merged := strings.Replace(string(raw), `"merged": false`, `"merged": true`, 1)
-	if merged == string(raw) {
-		t.Fatal("fixture has no `\"merged\": false` to flip")
-	}
-	path := filepath.Join(t.TempDir(), "event.json")
-	if err := os.WriteFile(path, []byte(merged), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := editedFixture(t, "pull_request.closed.json", `"merged": false`, `"merged": true`)
 	c, err := FromGitHub(env("pull_request", path), "", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -151,37 +158,16 @@ func TestBadEnvironment(t *testing.T) {
 	}
 }
 
-func TestDispatchFromOtherBranch(t *testing.T) {
+func TestOtherBranches(t *testing.T) {
 	t.Parallel()
-	raw, err := os.ReadFile(fixture("push.default-branch.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := strings.Replace(string(raw), `"ref": "refs/heads/master"`, `"ref": "refs/heads/feature"`, 1)
-	path := filepath.Join(t.TempDir(), "event.json")
-	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, err = FromGitHub(env("workflow_dispatch", path), "", nil)
-	if err == nil || !strings.Contains(err.Error(), `workflow_dispatch from branch "feature" is not supported`) {
-		t.Fatalf("err = %v", err)
-	}
-}
-
-func TestPushToOtherBranch(t *testing.T) {
-	t.Parallel()
-	raw, err := os.ReadFile(fixture("push.default-branch.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := strings.Replace(string(raw), `"ref": "refs/heads/master"`, `"ref": "refs/heads/feature"`, 1)
-	path := filepath.Join(t.TempDir(), "event.json")
-	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, err = FromGitHub(env("push", path), "", nil)
-	if err == nil || !strings.Contains(err.Error(), `push to branch "feature" is not supported`) {
-		t.Fatalf("err = %v", err)
+	path := editedFixture(t, "push.default-branch.json", `"ref": "refs/heads/master"`, `"ref": "refs/heads/feature"`)
+	for event, want := range map[string]string{
+		"push":              `push to branch "feature" is not supported`,
+		"workflow_dispatch": `workflow_dispatch from branch "feature" is not supported`,
+	} {
+		if _, err := FromGitHub(env(event, path), "", nil); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want %q", event, err, want)
+		}
 	}
 }
 
