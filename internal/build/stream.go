@@ -180,13 +180,18 @@ func (d *streamDecoder) flush() {
 	}
 }
 
-func (d *streamDecoder) addLine(l string) {
+func (d *streamDecoder) addLine(l string) { d.tail = appendTail(d.tail, l) }
+
+// appendTail adds an output line, without colours, to the last tailLines
+// lines kept for an error message.
+func appendTail(tail []string, l string) []string {
 	l = strings.TrimRight(ansiEscape.ReplaceAllString(l, ""), " \t")
 	if l == "" {
-		return
+		return tail
 	}
-	d.tail = append(d.tail, l)
-	if len(d.tail) > tailLines {
-		d.tail = d.tail[len(d.tail)-tailLines:]
+	tail = append(tail, l)
+	if len(tail) > tailLines {
+		tail = tail[len(tail)-tailLines:]
 	}
+	return tail
 }

@@ -258,14 +258,7 @@ func (p *tracePrinter) outputLine(v *traceVertex, l string, at time.Time) {
 	} else {
 		p.line(v, l)
 	}
-	l = strings.TrimRight(ansiEscape.ReplaceAllString(l, ""), " \t")
-	if l == "" {
-		return
-	}
-	v.tail = append(v.tail, l)
-	if len(v.tail) > tailLines {
-		v.tail = v.tail[len(v.tail)-tailLines:]
-	}
+	v.tail = appendTail(v.tail, l)
 }
 
 // flush prints a step's unterminated output.
