@@ -261,18 +261,7 @@ func TestBuildContextErrorBeforeDaemon(t *testing.T) {
 // /bin/cat…), so that RUN steps can run without network access. It fails the test when /bin/busybox (Debian busybox-static) is absent.
 func busyboxBase(t *testing.T, c *client.Client, b *Builder) string {
 	t.Helper()
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatalf("needs a static /bin/busybox (scripts/setup.sh installs it; or apt-get install -y busybox-static): %v", err)
-	}
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "busybox"), bb, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	df := "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nENTRYPOINT [\"/bin/busybox\"]\n"
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := testbed.BusyboxContext(t, "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nENTRYPOINT [\"/bin/busybox\"]\n")
 	ref := uniqueRepo(t) + "-busybox:base"
 	removeImage(t, c, ref)
 	if _, err := b.Build(testCtx(t, 3*time.Minute), Spec{ContextDir: dir, Tags: []string{ref}}); err != nil {

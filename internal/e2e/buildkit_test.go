@@ -6,8 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -125,17 +123,7 @@ func TestBuildFeatures(t *testing.T) {
 // credentials.
 func pushBusyboxBase(t *testing.T, ctx context.Context, docker *client.Client, auth registry.AuthConfig, ref string) string {
 	t.Helper()
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatalf("needs a static /bin/busybox (scripts/setup.sh installs busybox-static): %v", err)
-	}
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "busybox"), bb, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY busybox /bin/busybox\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := testbed.BusyboxContext(t, "FROM scratch\nCOPY busybox /bin/busybox\n")
 	b := build.NewBuilder(docker, nil)
 	if _, err := b.Build(ctx, build.Spec{ContextDir: dir, Tags: []string{ref}}); err != nil {
 		t.Fatal(err)
