@@ -8,9 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -53,6 +54,11 @@ type Build struct {
 	BuildArgs  map[string]string // merged over the build_args input
 	Labels     map[string]string // merged over the labels input
 	Cache      *bool             // overrides the cache input
+
+	// DirectoryLine and DockerfileLine are where directory and dockerfile
+	// were set (in the location's build section or in defaults.build), 0
+	// when they were not.
+	DirectoryLine, DockerfileLine int
 }
 
 // merge lays o's set fields over b.
@@ -67,6 +73,12 @@ func (b Build) merge(o Build) Build {
 		if f.src != "" {
 			*f.dst = f.src
 		}
+	}
+	if o.Directory != "" {
+		b.DirectoryLine = o.DirectoryLine
+	}
+	if o.Dockerfile != "" {
+		b.DockerfileLine = o.DockerfileLine
 	}
 	b.BuildArgs = mergeMaps(b.BuildArgs, o.BuildArgs)
 	b.Labels = mergeMaps(b.Labels, o.Labels)
@@ -134,6 +146,9 @@ func Load(path string) (*File, error) {
 // Parse validates data as the contents of the file named path.
 func Parse(path string, data []byte) (*File, error) {
 	v := validator{file: path}
+	if line, col, ok := invalidUTF8(data); ok {
+		return nil, &Error{File: path, Line: line, Msg: fmt.Sprintf("invalid UTF-8 at byte %d of the line; save the file as UTF-8", col)}
+	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
@@ -215,7 +230,20 @@ func (v *validator) str(n *yaml.Node, what string) (string, bool) {
 		v.add(n.Line, fmt.Sprintf("`%s` must be a string", what))
 		return "", false
 	}
+	// Names, paths and images reach the job log, tags and API paths: a
+	// control character there is a mistake or an attempt to forge log
+	// lines (a newline followed by a workflow command).
+	if i := strings.IndexFunc(n.Value, isControl); i >= 0 {
+		v.add(n.Line, fmt.Sprintf("`%s` contains the control character %U at position %d; names, paths and images must be a single line of printable characters", what, []rune(n.Value[i:])[0], utf8.RuneCountInString(n.Value[:i])+1))
+		return "", false
+	}
 	return n.Value, true
+}
+
+// isControl reports C0 and C1 control characters, and the Unicode line and
+// paragraph separators.
+func isControl(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
 }
 
 func (v *validator) build(n *yaml.Node, where string) Build {
@@ -225,11 +253,15 @@ func (v *validator) build(n *yaml.Node, where string) Build {
 	}
 	v.keys(n, where, buildKeys)
 	for _, f := range []struct {
-		key string
-		dst *string
-	}{{"directory", &b.Directory}, {"dockerfile", &b.Dockerfile}, {"target", &b.Target}, {"platform", &b.Platform}} {
+		key  string
+		dst  *string
+		line *int
+	}{{"directory", &b.Directory, &b.DirectoryLine}, {"dockerfile", &b.Dockerfile, &b.DockerfileLine}, {"target", &b.Target, nil}, {"platform", &b.Platform, nil}} {
 		if x := lookup(n, f.key); x != nil {
 			*f.dst, _ = v.str(x, where+"."+f.key)
+			if f.line != nil {
+				*f.line = x.Line
+			}
 		}
 	}
 	if r := lookup(n, "registry"); r != nil {
@@ -397,6 +429,26 @@ func (v *validator) location(n *yaml.Node, defaults defaultsSection) (Location, 
 	return loc, true
 }
 
+// invalidUTF8 finds the first byte that is not valid UTF-8: its line and
+// its byte column, both from 1.
+func invalidUTF8(data []byte) (line, col int, found bool) {
+	if utf8.Valid(data) {
+		return 0, 0, false
+	}
+	line, start := 1, 0
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return line, i - start + 1, true
+		}
+		if r == '\n' {
+			line, start = line+1, i+1
+		}
+		i += size
+	}
+	return line, 1, true
+}
+
 func lookup(m *yaml.Node, key string) *yaml.Node {
 	if m.Kind != yaml.MappingNode {
 		return nil
@@ -448,15 +500,6 @@ func (f *File) Select(names []string) ([]Location, error) {
 		}
 	}
 	return out, nil
-}
-
-// ContextDir is the location's build context: build.directory relative to
-// the project directory.
-func (l Location) ContextDir(projectDir string) string {
-	if filepath.IsAbs(l.Build.Directory) {
-		return l.Build.Directory
-	}
-	return filepath.Join(projectDir, l.Build.Directory)
 }
 
 // Document is the location document for the Dagster+ API: the file's entry

@@ -18,6 +18,11 @@ func TestParseErrors(t *testing.T) {
 		{"empty", "", []string{"f.yaml: the file is empty"}},
 		{"bad yaml", "locations:\n  - location_name: a\n    code_source: {package_name: a\n", []string{"f.yaml:2: invalid YAML: did not find expected"}},
 		{"not a mapping", "- a\n", []string{"f.yaml:1: the top level must be a mapping"}},
+		{"invalid UTF-8", "locations:\n  - location_name: caf\xe9\n", []string{"f.yaml:2: invalid UTF-8 at byte 23 of the line"}},
+		{"newline in a name", "locations:\n  - location_name: \"a\\n::error::forged\"\n    code_source: {package_name: a}\n    build: {registry: r.example/a}\n",
+			[]string{"f.yaml:2: `location_name` contains the control character U+000A at position 2"}},
+		{"escape in a registry", "locations:\n  - location_name: a\n    code_source: {package_name: a}\n    build: {registry: \"r.example/a\\e[2J\"}\n",
+			[]string{"f.yaml:4: `location \"a\" build.registry` contains the control character U+001B"}},
 		{"no locations", "defaults: {}\n", []string{"f.yaml:1: missing required key `locations`"}},
 		{"unknown top key", "location:\n  - location_name: a\n", []string{`f.yaml:1: unknown key "location" in the top level`, "missing required key `locations`"}},
 		{"unknown location key", `locations:
@@ -137,7 +142,7 @@ func TestParseAndDocument(t *testing.T) {
 		t.Fatalf("got %d locations", len(f.Locations))
 	}
 	etl, ml, pre := f.Locations[0], f.Locations[1], f.Locations[2]
-	if !reflect.DeepEqual(etl.Build, Build{Directory: "./etl", Registry: "127.0.0.1:5000/etl"}) || etl.Line != 5 || !etl.NeedsBuild {
+	if !reflect.DeepEqual(etl.Build, Build{Directory: "./etl", Registry: "127.0.0.1:5000/etl", DirectoryLine: 10}) || etl.Line != 5 || !etl.NeedsBuild {
 		t.Errorf("etl = %+v", etl)
 	}
 	if !reflect.DeepEqual(ml.Build, Build{Directory: ".", Registry: "127.0.0.1:5000/shared"}) || !ml.NeedsBuild {
@@ -146,10 +151,6 @@ func TestParseAndDocument(t *testing.T) {
 	if pre.NeedsBuild || pre.Image != "ghcr.io/acme/prebuilt:1.0" {
 		t.Errorf("prebuilt = %+v", pre)
 	}
-	if got := etl.ContextDir("/ws/proj"); got != filepath.Join("/ws/proj", "etl") {
-		t.Errorf("context dir = %q", got)
-	}
-
 	doc := etl.Document("127.0.0.1:5000/etl:abc", "abc123", "https://github.com/o/r/tree/abc123")
 	want := map[string]any{
 		"location_name":     "etl",
@@ -197,7 +198,7 @@ locations:
 	}
 	on, off := true, false
 	want := Build{Directory: "./a", Registry: "r.example/app", Dockerfile: "docker/Dockerfile.prod", Target: "runtime", Platform: "linux/arm64",
-		BuildArgs: map[string]string{"PYTHON": "3.12", "MODE": "branch"}, Labels: map[string]string{"team": "data"}, Cache: &on}
+		BuildArgs: map[string]string{"PYTHON": "3.12", "MODE": "branch"}, Labels: map[string]string{"team": "data"}, Cache: &on, DirectoryLine: 10, DockerfileLine: 11}
 	if got := f.Locations[0].Build; !reflect.DeepEqual(got, want) {
 		t.Errorf("a: got %+v, want %+v", got, want)
 	}
