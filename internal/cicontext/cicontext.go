@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Mode says what a run does with the Dagster+ deployment.
@@ -144,6 +146,9 @@ func FromGitHub(getenv func(string) string, workspace string, gitLog GitLog) (*C
 	if err != nil {
 		return nil, err
 	}
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("the event payload %s: %w", path, err)
+	}
 
 	// The commit's own metadata comes from the checkout when it has the commit,
 	// else the payload's values stay.
@@ -155,6 +160,36 @@ func FromGitHub(getenv func(string) string, workspace string, gitLog GitLog) (*C
 		}
 	}
 	return c, nil
+}
+
+var (
+	commitSHA = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
+	repoName  = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
+)
+
+// validate checks the identifiers that reach git, image tags, API paths and
+// URLs: a payload is input like any other, and a forged one must not smuggle
+// a git option, a path or a second line into them.
+func (c *Context) validate() error {
+	if !commitSHA.MatchString(c.Commit.SHA) {
+		return fmt.Errorf("commit %q is not a commit SHA (40 or 64 lower-case hex digits)", c.Commit.SHA)
+	}
+	if !repoName.MatchString(c.RepoName) || strings.Contains(c.RepoName, "..") {
+		return fmt.Errorf("repository %q is not an owner/name", c.RepoName)
+	}
+	// git check-ref-format refuses control characters in branch names.
+	if strings.IndexFunc(c.Branch, unicode.IsControl) >= 0 || c.Branch == "" {
+		return fmt.Errorf("branch %q is not a valid branch name", c.Branch)
+	}
+	if c.PullRequestNumber < 0 {
+		return fmt.Errorf("pull request number %d is not valid", c.PullRequestNumber)
+	}
+	for name, v := range map[string]string{"GITHUB_RUN_ID": c.RunID, "GITHUB_RUN_ATTEMPT": c.RunAttempt} {
+		if strings.Trim(v, "0123456789") != "" {
+			return fmt.Errorf("%s %q is not a number", name, v)
+		}
+	}
+	return nil
 }
 
 func (c *Context) fromPullRequest(ev *event) error {

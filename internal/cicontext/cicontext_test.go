@@ -232,3 +232,56 @@ func TestReadGitLog(t *testing.T) {
 		t.Error("expected an error for a commit that is not in the checkout")
 	}
 }
+
+// TestHostileIdentifiers: identifiers from a forged payload never reach
+// git, tags, API paths or URLs.
+func TestHostileIdentifiers(t *testing.T) {
+	t.Parallel()
+	var gitCalled bool
+	gitLog := func(string, string) (Commit, error) { gitCalled = true; return Commit{}, errors.New("no git") }
+	tests := []struct {
+		name, old, new, want string
+	}{
+		{"option as head sha", `"sha": "` + headSHA + `"`, `"sha": "--output=/tmp/x"`, `commit "--output=/tmp/x" is not a commit SHA`},
+		{"short sha", `"sha": "` + headSHA + `"`, `"sha": "ec26c3e"`, "is not a commit SHA"},
+		{"path in sha", `"sha": "` + headSHA + `"`, `"sha": "../../../../etc/passwd"`, "is not a commit SHA"},
+		{"newline in branch", `"ref": "changes"`, `"ref": "changes\n::error::forged"`, "is not a valid branch name"},
+		{"repository with a path", `"name": "Hello-World",
+    "full_name": "Codertocat/Hello-World"`, `"full_name": "Codertocat/../evil"`, "is not an owner/name"},
+		{"repository with markup", `"name": "Hello-World",
+    "full_name": "Codertocat/Hello-World"`, `"full_name": "a/b)[x](https://evil"`, "is not an owner/name"},
+	}
+	for _, tc := range tests {
+		path := editedFixture(t, "pull_request.opened.json", tc.old, tc.new)
+		_, err := FromGitHub(env("pull_request", path), t.TempDir(), gitLog)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	if gitCalled {
+		t.Error("git ran with an unchecked value")
+	}
+	// A 64-digit (SHA-256 repository) commit is fine.
+	sha256 := strings.Repeat("ab", 32)
+	path := editedFixture(t, "pull_request.opened.json", `"sha": "`+headSHA+`"`, `"sha": "`+sha256+`"`)
+	if c, err := FromGitHub(env("pull_request", path), "", nil); err != nil || c.Commit.SHA != sha256 {
+		t.Errorf("SHA-256 commit: %v, %+v", err, c)
+	}
+}
+
+// TestReadGitLogTakesNoOptions: even unchecked, a value that looks like an
+// option is taken as a revision by git.
+func TestReadGitLogTakesNoOptions(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "written")
+	if _, err := ReadGitLog(dir, "--output="+out); err == nil {
+		t.Fatal("git log accepted an option as a revision")
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("git took the revision for --output and wrote a file")
+	}
+}

@@ -9,12 +9,13 @@ import (
 	"time"
 )
 
-// ReadGitLog runs `git log -1` for sha (or a ref such as HEAD) in dir. It passes safe.directory
+// ReadGitLog runs `git log -1` for sha (or a ref such as HEAD) in dir; sha
+// can never be taken for an option (--end-of-options). It passes safe.directory
 // because inside a Docker action the checkout is owned by the runner's user,
 // not by root.
 func ReadGitLog(dir, sha string) (Commit, error) {
 	cmd := exec.Command("git", "-c", "safe.directory=*", "-C", dir,
-		"log", "-1", "--format=%H%x00%ct%x00%an%x00%ae%x00%B", sha, "--")
+		"log", "-1", "--format=%H%x00%ct%x00%an%x00%ae%x00%B", "--end-of-options", sha, "--")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
