@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
+	"time"
 )
 
 // BranchData identifies a branch deployment and describes its pull request.
@@ -136,4 +138,91 @@ func typenameOrUnknown(t string) string {
 		return "an unexpected result"
 	}
 	return t
+}
+
+// BranchState is what Dagster+ has recorded for the branch deployment of a
+// repository and branch.
+type BranchState struct {
+	// Exists is false when Dagster+ has no deployment of that name yet.
+	Exists bool
+	// Name is the deployment name Dagster+ gives (or would give) the branch
+	// deployment. It is set even when Exists is false.
+	Name string
+	// CommitHash and CommitTime are the commit last sent with
+	// createOrUpdateBranchDeployment; "" and the zero time when unknown.
+	CommitHash string
+	CommitTime time.Time
+	// PullRequestStatus is OPEN, CLOSED, MERGED or "" when unknown.
+	PullRequestStatus string
+}
+
+// BranchDeploymentState reads, without creating or changing anything, the
+// branch deployment of (repoName, branchName): whether it exists, its name,
+// the commit it was last updated with and the status of its pull request.
+// Both calls are made at organization scope.
+func (c *Client) BranchDeploymentState(ctx context.Context, repoName, branchName string) (BranchState, error) {
+	if strings.TrimSpace(repoName) == "" || strings.TrimSpace(branchName) == "" {
+		return BranchState{}, errors.New("read branch deployment: the repository name and branch name must not be empty")
+	}
+	where := repoName + "@" + branchName
+	var nameData struct {
+		Name *string `json:"getBranchDeploymentName"`
+	}
+	if err := c.execute(ctx, "", opGetBranchDeploymentName,
+		map[string]any{"repoName": repoName, "branchName": branchName}, &nameData); err != nil {
+		return BranchState{}, fmt.Errorf("read branch deployment for %s: %w", where, err)
+	}
+	if nameData.Name == nil || *nameData.Name == "" {
+		return BranchState{}, fmt.Errorf("read branch deployment for %s: %s: Dagster+ returned no deployment name",
+			where, opGetBranchDeploymentName)
+	}
+	name := *nameData.Name
+
+	var data struct {
+		Result struct {
+			Typename       string `json:"__typename"`
+			DeploymentName string `json:"deploymentName"`
+			LatestCommit   *struct {
+				CommitHash string   `json:"commitHash"`
+				Timestamp  *float64 `json:"timestamp"`
+			} `json:"latestCommit"`
+			GitMetadata *struct {
+				PullRequestStatus *string `json:"pullRequestStatus"`
+			} `json:"branchDeploymentGitMetadata"`
+			Message string `json:"message"`
+		} `json:"deploymentByName"`
+	}
+	if err := c.execute(ctx, "", opDeploymentByName, map[string]any{"name": name}, &data); err != nil {
+		return BranchState{}, fmt.Errorf("read branch deployment %s for %s: %w", name, where, err)
+	}
+	r := data.Result
+	switch r.Typename {
+	case "DeploymentNotFoundError":
+		return BranchState{Name: name}, nil
+	case "DagsterCloudDeployment":
+	default:
+		return BranchState{}, fmt.Errorf("read branch deployment %s for %s: %w", name, where,
+			&ResultError{Operation: opDeploymentByName, Typename: typenameOrUnknown(r.Typename), Message: r.Message})
+	}
+	st := BranchState{Exists: true, Name: name}
+	if r.DeploymentName != "" {
+		st.Name = r.DeploymentName
+	}
+	if lc := r.LatestCommit; lc != nil {
+		st.CommitHash = lc.CommitHash
+		if lc.Timestamp != nil && *lc.Timestamp > 0 {
+			st.CommitTime = unixSeconds(*lc.Timestamp)
+		}
+	}
+	if g := r.GitMetadata; g != nil && g.PullRequestStatus != nil {
+		st.PullRequestStatus = *g.PullRequestStatus
+	}
+	return st, nil
+}
+
+// unixSeconds converts fractional Unix seconds to a UTC time, to the
+// microsecond.
+func unixSeconds(ts float64) time.Time {
+	sec, frac := math.Modf(ts)
+	return time.Unix(int64(sec), int64(math.Round(frac*1e6))*1e3).UTC()
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -27,11 +28,38 @@ const (
 	// sends Retry-After.
 	maxRetries = 3
 
-	// Maintenance defaults, used when the maintenance body omits them.
-	defaultMaintenanceTimeout  = 4 * 4 * time.Hour
 	defaultMaintenanceInterval = 30 * time.Second
 
 	maxResponseBytes = 32 << 20
+)
+
+// Bounds on every wait the client makes on behalf of the server. Unlike the
+// dagster-cloud CLI, which honours any Retry-After and waits up to 16 hours
+// for a maintenance window, the client never keeps a CI job waiting for long
+// without saying so: it logs every wait and gives up with an error that says
+// what to do once a bound is reached.
+const (
+	// MaxRetryAfter is the longest Retry-After the client sleeps through. A
+	// longer one fails the request at once with a *RetryAfterError.
+	MaxRetryAfter = 60 * time.Second
+
+	// DefaultRetryBudget bounds the time one request may spend on its
+	// attempts and the sleeps between them (see WithRetryBudget). A retry
+	// whose sleep would end past the budget is not made; the request fails
+	// with a *RetryBudgetError. An attempt started within the budget may
+	// still run for up to the request timeout.
+	DefaultRetryBudget = 2 * time.Minute
+
+	// DefaultMaintenanceWait is how long the client waits for a scheduled
+	// maintenance to end when the maintenance body gives no timeout.
+	DefaultMaintenanceWait = 10 * time.Minute
+
+	// MaxMaintenanceWait caps a timeout given by the maintenance body.
+	MaxMaintenanceWait = 30 * time.Minute
+
+	// MaxMaintenanceRetryInterval caps the retry_interval of the
+	// maintenance body.
+	MaxMaintenanceRetryInterval = 60 * time.Second
 )
 
 // retryStatusCodes are the HTTP statuses retried when the body is not a
@@ -54,6 +82,7 @@ type Client struct {
 	now            func() time.Time
 	pollInterval   time.Duration
 	requestTimeout time.Duration
+	retryBudget    time.Duration
 	userAgent      string
 }
 
@@ -120,6 +149,18 @@ func WithRequestTimeout(d time.Duration) Option {
 	}
 }
 
+// WithRetryBudget bounds the time one request may spend on its attempts
+// and the sleeps between retries. The default is DefaultRetryBudget (2 min).
+// The maintenance wait is bounded separately (DefaultMaintenanceWait,
+// MaxMaintenanceWait).
+func WithRetryBudget(d time.Duration) Option {
+	return func(c *Client) {
+		if d > 0 {
+			c.retryBudget = d
+		}
+	}
+}
+
 // WithUserAgent sets the User-Agent header.
 func WithUserAgent(ua string) Option {
 	return func(c *Client) {
@@ -142,6 +183,7 @@ func New(baseURL, apiToken string, opts ...Option) *Client {
 		now:            time.Now,
 		pollInterval:   defaultPollInterval,
 		requestTimeout: defaultRequestTimeout,
+		retryBudget:    DefaultRetryBudget,
 		userAgent:      defaultUserAgent,
 	}
 	for _, o := range opts {
@@ -217,18 +259,22 @@ func (c *Client) execute(ctx context.Context, deployment, operation string, vars
 	}
 	endpoint := c.graphQLURL(deployment)
 	start := c.now()
-	for {
+	for attempts := 1; ; attempts++ {
 		data, err := c.executeRetry(ctx, endpoint, deployment, operation, body, isMutation(query))
 		var m *maintenanceError
 		if errors.As(err, &m) {
-			timeout, interval := m.timeout(), m.interval()
-			if elapsed := c.now().Sub(start); elapsed > timeout {
-				return fmt.Errorf("%s: Dagster+ API at %s is still under scheduled maintenance after %s: %s",
-					operation, endpoint, elapsed.Round(time.Second), m.msg())
+			limit, interval := m.timeout(), m.interval()
+			elapsed := c.now().Sub(start)
+			remaining := limit - elapsed
+			if remaining <= 0 {
+				return &MaintenanceError{Operation: operation, URL: endpoint, Message: m.m.Message,
+					Waited: elapsed, Attempts: attempts}
 			}
-			c.logf("Dagster+ is currently unavailable due to scheduled maintenance (%s). Retrying in %s...",
-				m.msg(), interval)
-			if err := c.sleep(ctx, interval); err != nil {
+			wait := min(interval, remaining)
+			c.logf("Dagster+ is under scheduled maintenance (%s): request %s to %s was not served. "+
+				"Retrying in %s; will keep waiting at most %s more for the maintenance to end...",
+				m.msg(), operation, endpoint, formatWait(wait), formatWait(remaining))
+			if err := c.sleep(ctx, wait); err != nil {
 				return fmt.Errorf("%s: waiting for Dagster+ maintenance to end: %w", operation, err)
 			}
 			continue
@@ -254,24 +300,40 @@ func (e *maintenanceError) Error() string {
 }
 
 func (e *maintenanceError) msg() string {
-	if e.m.Message == "" {
+	return maintenanceMessage(e.m.Message)
+}
+
+func maintenanceMessage(m string) string {
+	if m = strings.TrimSpace(m); m == "" {
 		return "no details given"
 	}
-	return e.m.Message
+	return m
 }
 
+// timeout is how long to keep retrying since the first attempt: the body's
+// timeout capped at MaxMaintenanceWait, or DefaultMaintenanceWait.
 func (e *maintenanceError) timeout() time.Duration {
 	if e.m.Timeout == nil || *e.m.Timeout < 0 {
-		return defaultMaintenanceTimeout
+		return DefaultMaintenanceWait
 	}
-	return time.Duration(*e.m.Timeout * float64(time.Second))
+	return secondsDuration(*e.m.Timeout, MaxMaintenanceWait)
 }
 
+// interval is the sleep between maintenance retries, capped at
+// MaxMaintenanceRetryInterval.
 func (e *maintenanceError) interval() time.Duration {
 	if e.m.RetryInterval == nil || *e.m.RetryInterval <= 0 {
 		return defaultMaintenanceInterval
 	}
-	return time.Duration(*e.m.RetryInterval * float64(time.Second))
+	return secondsDuration(*e.m.RetryInterval, MaxMaintenanceRetryInterval)
+}
+
+// secondsDuration converts seconds to a duration no longer than limit.
+func secondsDuration(secs float64, limit time.Duration) time.Duration {
+	if secs >= limit.Seconds() {
+		return limit
+	}
+	return time.Duration(secs * float64(time.Second))
 }
 
 // retryableError marks a failure that may be retried, with the delay the
@@ -285,27 +347,58 @@ func (e *retryableError) Error() string { return e.err.Error() }
 func (e *retryableError) Unwrap() error { return e.err }
 
 // executeRetry sends the request, retrying retryable failures up to
-// maxRetries times. It returns the raw "data" of the response.
+// maxRetries times within the retry budget. It returns the raw "data" of the
+// response. A Retry-After longer than MaxRetryAfter is not waited for.
 func (c *Client) executeRetry(ctx context.Context, endpoint, deployment, operation string, body []byte, mutation bool) (json.RawMessage, error) {
+	start := c.now()
 	for retry := 0; ; retry++ {
 		data, err := c.attempt(ctx, endpoint, deployment, operation, body, mutation)
 		var r *retryableError
 		if !errors.As(err, &r) {
 			return data, err
 		}
+		if r.retryAfter > MaxRetryAfter {
+			status := 0
+			var he *HTTPError
+			if errors.As(r.err, &he) {
+				status = he.StatusCode
+			}
+			return nil, &RetryAfterError{
+				Operation: operation, URL: endpoint, StatusCode: status,
+				RetryAfter: r.retryAfter, At: c.now().Add(r.retryAfter).UTC().Round(time.Second),
+				Max: MaxRetryAfter, Last: r.err,
+			}
+		}
 		if retry >= maxRetries {
 			return nil, fmt.Errorf("%s: %w", operation, &RetryError{URL: endpoint, Retries: maxRetries, Last: r.err})
 		}
-		delay := r.retryAfter
+		delay, why := r.retryAfter, " as asked by its Retry-After header"
 		if delay < 0 {
-			delay = time.Duration(500*(1<<(retry+1))) * time.Millisecond
+			delay, why = time.Duration(500*(1<<(retry+1)))*time.Millisecond, ""
 		}
-		c.logf("Error in Dagster+ request %s to %s (%s). Retrying in %s (retry %d of %d)...",
-			operation, endpoint, retryReason(r.err), delay, retry+1, maxRetries)
+		elapsed := c.now().Sub(start)
+		if elapsed+delay > c.retryBudget {
+			return nil, &RetryBudgetError{
+				Operation: operation, URL: endpoint, Budget: c.retryBudget, Elapsed: elapsed,
+				Attempts: retry + 1, NextWait: delay, Last: r.err,
+			}
+		}
+		c.logf("Error in Dagster+ request %s to %s (%s). Retrying in %s%s (retry %d of %d; %s left of the %s retry budget)...",
+			operation, endpoint, retryReason(r.err), formatWait(delay), why, retry+1, maxRetries,
+			formatWait(c.retryBudget-elapsed), formatWait(c.retryBudget))
 		if err := c.sleep(ctx, delay); err != nil {
 			return nil, fmt.Errorf("%s: waiting to retry after %v: %w", operation, r.err, err)
 		}
 	}
+}
+
+// formatWait renders a wait: whole seconds from one second up (e.g. "1m30s"),
+// milliseconds below.
+func formatWait(d time.Duration) string {
+	if d >= time.Second || d <= -time.Second {
+		return d.Round(time.Second).String()
+	}
+	return d.Round(time.Millisecond).String()
 }
 
 func retryReason(err error) string {
@@ -429,11 +522,12 @@ func (c *Client) retryAfter(h string) time.Duration {
 	if h == "" {
 		return -1
 	}
-	if secs, err := strconv.ParseFloat(h, 64); err == nil {
+	if secs, err := strconv.ParseFloat(h, 64); err == nil && !math.IsNaN(secs) {
 		if secs < 0 {
 			return 0
 		}
-		return time.Duration(secs * float64(time.Second))
+		// Far beyond any bound, and safe from overflowing a Duration.
+		return secondsDuration(secs, 100*365*24*time.Hour)
 	}
 	if t, err := http.ParseTime(h); err == nil {
 		return max(t.Sub(c.now()).Round(time.Second), 0)

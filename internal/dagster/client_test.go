@@ -401,6 +401,7 @@ func TestRetries(t *testing.T) {
 		wantReqs   int
 		wantErr    string // "" means success
 		check      func(t *testing.T, err error)
+		wantLogs   []string // substrings the log must contain
 	}{
 		{
 			name:       "502 twice then success",
@@ -476,10 +477,132 @@ func TestRetries(t *testing.T) {
 			wantSleeps: []time.Duration{5 * time.Second, 5 * time.Second}, wantReqs: 3,
 		},
 		{
+			// The last sleep is shortened so that the wait ends at the timeout.
 			name:       "maintenance outlasting its timeout",
 			faults:     []dagsteremu.Fault{{Body: `{"maintenance":{"message":"Upgrading","timeout":8,"retry_interval":5}}`, Times: 5}},
-			wantSleeps: []time.Duration{5 * time.Second, 5 * time.Second}, wantReqs: 3,
-			wantErr: "still under scheduled maintenance after 10s: Upgrading",
+			wantSleeps: []time.Duration{5 * time.Second, 3 * time.Second}, wantReqs: 3,
+			wantErr: "CliAgentStatus: Dagster+ is under scheduled maintenance: Upgrading. The API at ",
+			check: func(t *testing.T, err error) {
+				var me *dagster.MaintenanceError
+				if !errors.As(err, &me) || me.Waited != 8*time.Second || me.Attempts != 3 || me.Message != "Upgrading" ||
+					me.Operation != "CliAgentStatus" || !strings.HasSuffix(me.URL, "/prod/graphql") {
+					t.Errorf("err = %#v", err)
+				}
+				if !strings.HasSuffix(err.Error(), "/prod/graphql still reported it after waiting 8s (3 attempts): "+
+					"re-run the job when the maintenance has ended") {
+					t.Errorf("message: %v", err)
+				}
+			},
+			wantLogs: []string{
+				"Dagster+ is under scheduled maintenance (Upgrading): request CliAgentStatus to ",
+				"Retrying in 5s; will keep waiting at most 8s more for the maintenance to end...",
+				"Retrying in 3s; will keep waiting at most 3s more for the maintenance to end...",
+			},
+		},
+		{
+			// The dagster-cloud CLI waits 16 hours by default.
+			name:       "maintenance without a timeout waits 10 minutes",
+			faults:     []dagsteremu.Fault{{Body: `{"maintenance":{"message":"Database upgrade"}}`, Times: 100}},
+			wantSleeps: repeat(30*time.Second, 20), wantReqs: 21,
+			wantErr: "Dagster+ is under scheduled maintenance: Database upgrade. The API at ",
+			check: func(t *testing.T, err error) {
+				var me *dagster.MaintenanceError
+				if !errors.As(err, &me) || me.Waited != 10*time.Minute || dagster.DefaultMaintenanceWait != 10*time.Minute {
+					t.Errorf("err = %#v", err)
+				}
+				if !strings.Contains(err.Error(), "after waiting 10m0s (21 attempts): re-run the job when the maintenance has ended") {
+					t.Errorf("message: %v", err)
+				}
+			},
+			wantLogs: []string{"Retrying in 30s; will keep waiting at most 10m0s more", "Retrying in 30s; will keep waiting at most 30s more"},
+		},
+		{
+			name: "maintenance timeout capped at 30 minutes and interval at 60 s",
+			faults: []dagsteremu.Fault{{Body: `{"maintenance":{"message":"Migration","timeout":86400,"retry_interval":600}}`,
+				Times: 100}},
+			wantSleeps: repeat(time.Minute, 30), wantReqs: 31,
+			wantErr: "after waiting 30m0s (31 attempts)",
+			check: func(t *testing.T, err error) {
+				var me *dagster.MaintenanceError
+				if !errors.As(err, &me) || me.Waited != dagster.MaxMaintenanceWait {
+					t.Errorf("err = %#v", err)
+				}
+			},
+			wantLogs: []string{"Retrying in 1m0s; will keep waiting at most 30m0s more"},
+		},
+		{
+			name:       "maintenance without a message",
+			faults:     []dagsteremu.Fault{{Body: `{"maintenance":{"timeout":1,"retry_interval":5}}`, Times: 3}},
+			wantSleeps: []time.Duration{time.Second}, wantReqs: 2,
+			wantErr: "Dagster+ is under scheduled maintenance: no details given. The API at ",
+		},
+		{
+			name:       "Retry-After at the 60 s cap is honoured",
+			faults:     []dagsteremu.Fault{{Status: 503, RetryAfter: "60"}},
+			wantSleeps: []time.Duration{time.Minute}, wantReqs: 2,
+			wantLogs: []string{"(HTTP 503 Service Unavailable). Retrying in 1m0s as asked by its Retry-After header " +
+				"(retry 1 of 3; 2m0s left of the 2m0s retry budget)..."},
+		},
+		{
+			// The dagster-cloud CLI would sleep for the hour.
+			name:     "Retry-After of an hour fails at once",
+			faults:   []dagsteremu.Fault{{Status: 503, RetryAfter: "3600", Body: "try later", Times: 4}},
+			wantReqs: 1,
+			wantErr:  "CliAgentStatus: Dagster+ API at ",
+			check: func(t *testing.T, err error) {
+				var ra *dagster.RetryAfterError
+				if !errors.As(err, &ra) || ra.RetryAfter != time.Hour || ra.StatusCode != 503 || ra.Operation != "CliAgentStatus" ||
+					!ra.At.Equal(fixedNow.Add(time.Hour)) || ra.Max != time.Minute || !strings.HasSuffix(ra.URL, "/prod/graphql") {
+					t.Fatalf("err = %#v", err)
+				}
+				want := "/prod/graphql answered HTTP 503 Service Unavailable and asked to be retried after 1h0m0s " +
+					"(at 2026-05-22T16:04:05Z), longer than the 1m0s this action waits for a retry, so the request " +
+					"was not retried: re-run the job after 2026-05-22T16:04:05Z"
+				if !strings.HasSuffix(err.Error(), want) {
+					t.Errorf("message:\n%v\nwant suffix:\n%s", err, want)
+				}
+				var he *dagster.HTTPError
+				if !errors.As(err, &he) || he.Body != "try later" {
+					t.Errorf("does not unwrap to the HTTP error: %#v", err)
+				}
+			},
+		},
+		{
+			name:     "Retry-After HTTP date two hours ahead fails at once",
+			faults:   []dagsteremu.Fault{{Status: 429, RetryAfter: fixedNow.Add(2 * time.Hour).Format(http.TimeFormat)}},
+			wantReqs: 1,
+			wantErr:  "answered HTTP 429 Too Many Requests and asked to be retried after 2h0m0s (at 2026-05-22T17:04:05Z)",
+		},
+		{
+			name:     "Retry-After one second past the cap fails at once",
+			faults:   []dagsteremu.Fault{{Status: 503, RetryAfter: "61"}},
+			wantReqs: 1,
+			wantErr:  "asked to be retried after 1m1s (at 2026-05-22T15:05:06Z)",
+		},
+		{
+			// 50 s, 50 s, then the third sleep would end at 150 s > 2 min.
+			name:       "Retry-After 50 until the retry budget is spent",
+			faults:     []dagsteremu.Fault{{Status: 503, RetryAfter: "50", Body: "overloaded", Times: 10}},
+			wantSleeps: []time.Duration{50 * time.Second, 50 * time.Second}, wantReqs: 3,
+			wantErr: "CliAgentStatus: Dagster+ API at ",
+			check: func(t *testing.T, err error) {
+				var be *dagster.RetryBudgetError
+				if !errors.As(err, &be) || be.Attempts != 3 || be.Elapsed != 100*time.Second || be.Budget != 2*time.Minute ||
+					be.NextWait != 50*time.Second || be.Operation != "CliAgentStatus" {
+					t.Fatalf("err = %#v", err)
+				}
+				want := "/prod/graphql: gave up after 3 attempts in 1m40s: the 2m0s retry budget was spent " +
+					"(the next retry was due in 50s); last error: HTTP 503 Service Unavailable: overloaded. " +
+					"Dagster+ may be degraded: re-run the job later"
+				if !strings.HasSuffix(err.Error(), want) {
+					t.Errorf("message:\n%v\nwant suffix:\n%s", err, want)
+				}
+				var he *dagster.HTTPError
+				if !errors.As(err, &he) || he.StatusCode != 503 {
+					t.Errorf("does not unwrap to the HTTP error: %#v", err)
+				}
+			},
+			wantLogs: []string{"Retrying in 50s as asked by its Retry-After header (retry 2 of 3; 1m10s left of the 2m0s retry budget)"},
 		},
 	}
 	for _, tt := range tests {
@@ -512,10 +635,78 @@ func TestRetries(t *testing.T) {
 			if retries := h.logs.Count("Retrying in"); retries != len(tt.wantSleeps) {
 				t.Errorf("%d retry log lines, want %d: %q", retries, len(tt.wantSleeps), h.logs.Lines())
 			}
+			for _, want := range tt.wantLogs {
+				if h.logs.Count(want) == 0 {
+					t.Errorf("no log line contains %q in %q", want, h.logs.Lines())
+				}
+			}
 			if strings.Contains(fmt.Sprint(err, h.logs.Lines()), testToken) {
 				t.Error("token leaked")
 			}
 		})
+	}
+}
+
+func repeat(d time.Duration, n int) []time.Duration {
+	out := make([]time.Duration, n)
+	for i := range out {
+		out[i] = d
+	}
+	return out
+}
+
+// TestRetryBudgetCountsAttemptTime checks that the time spent in attempts,
+// not only the sleeps, counts against the retry budget: each attempt here
+// takes 55 s of fake time.
+func TestRetryBudgetCountsAttemptTime(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{now: time.Date(2026, 5, 22, 15, 4, 5, 0, time.UTC)}
+	var mu sync.Mutex
+	attempts := 0
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		attempts++
+		mu.Unlock()
+		clock.mu.Lock()
+		clock.now = clock.now.Add(55 * time.Second)
+		clock.mu.Unlock()
+		http.Error(w, "bad gateway", http.StatusBadGateway)
+	}))
+	t.Cleanup(ts.Close)
+	logs := &logRecorder{}
+	c := dagster.New(ts.URL, testToken, dagster.WithHTTPClient(ts.Client()), dagster.WithSleep(clock.Sleep),
+		dagster.WithClock(clock.Now), dagster.WithLogf(logs.Logf))
+	// 55 s + 1 s + 55 s + 2 s = 113 s; the third attempt ends at 168 s.
+	_, err := c.AddOrUpdateLocation(context.Background(), "prod", locationDoc("a"))
+	var be *dagster.RetryBudgetError
+	if !errors.As(err, &be) || be.Attempts != 3 || be.Elapsed != 168*time.Second || be.NextWait != 4*time.Second {
+		t.Fatalf("err = %v", err)
+	}
+	if !strings.Contains(err.Error(), "gave up after 3 attempts in 2m48s: the 2m0s retry budget was spent") {
+		t.Errorf("message: %v", err)
+	}
+	if got := clock.Sleeps(); !reflect.DeepEqual(got, []time.Duration{time.Second, 2 * time.Second}) {
+		t.Errorf("sleeps = %v", got)
+	}
+	if attempts != 3 || logs.Count("Retrying in") != 2 {
+		t.Errorf("%d attempts, logs %q", attempts, logs.Lines())
+	}
+}
+
+func TestWithRetryBudget(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil, dagster.WithRetryBudget(5*time.Second))
+	h.emu.InjectFault(dagsteremu.Fault{Status: 502, Times: 4})
+	_, err := h.client.AddOrUpdateLocation(context.Background(), "prod", locationDoc("a"))
+	var be *dagster.RetryBudgetError
+	if !errors.As(err, &be) || be.Attempts != 3 || be.Budget != 5*time.Second || be.Operation != "CliAddOrUpdateLocation" {
+		t.Fatalf("err = %v", err)
+	}
+	if got := h.clock.Sleeps(); !reflect.DeepEqual(got, []time.Duration{time.Second, 2 * time.Second}) {
+		t.Errorf("sleeps = %v", got)
+	}
+	if !strings.Contains(err.Error(), "gave up after 3 attempts in 3s: the 5s retry budget was spent (the next retry was due in 4s)") {
+		t.Errorf("message: %v", err)
 	}
 }
 
@@ -774,5 +965,266 @@ func TestTransportErrors(t *testing.T) {
 		if n := len(h.requests("CliDeployLocations")); n != 1 {
 			t.Errorf("%d requests, want 1", n)
 		}
+	})
+}
+
+func TestBranchDeploymentState(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := newHarness(t, nil)
+	name := h.emu.BranchDeploymentName(testBranch.RepoName, testBranch.BranchName)
+
+	// Before the first createOrUpdateBranchDeployment: it does not exist.
+	st, err := h.client.BranchDeploymentState(ctx, testBranch.RepoName, testBranch.BranchName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (dagster.BranchState{Name: name}); st != want {
+		t.Errorf("before create: %+v, want %+v", st, want)
+	}
+	if n := len(h.emu.Deployments()); n != 1 {
+		t.Errorf("reading created a deployment: %d deployments", n)
+	}
+
+	// After creating it with commit X at time T.
+	if _, err := h.client.CreateOrUpdateBranchDeployment(ctx, testBranch, testCommit, ""); err != nil {
+		t.Fatal(err)
+	}
+	st, err = h.client.BranchDeploymentState(ctx, testBranch.RepoName, testBranch.BranchName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := dagster.BranchState{Exists: true, Name: name, CommitHash: "3f2c1a9e",
+		CommitTime: time.Unix(1716390000, 0).UTC(), PullRequestStatus: "OPEN"}
+	if st != want {
+		t.Errorf("after create: %+v, want %+v", st, want)
+	}
+
+	// After closing the pull request with another commit (fractional timestamp).
+	closed := testBranch
+	closed.PullRequestStatus = "closed"
+	commit := testCommit
+	commit.CommitHash, commit.Timestamp = "9999abcd", 1716393600.25
+	if _, err := h.client.CreateOrUpdateBranchDeployment(ctx, closed, commit, ""); err != nil {
+		t.Fatal(err)
+	}
+	st, err = h.client.BranchDeploymentState(ctx, testBranch.RepoName, testBranch.BranchName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = dagster.BranchState{Exists: true, Name: name, CommitHash: "9999abcd",
+		CommitTime: time.Unix(1716393600, 250_000_000).UTC(), PullRequestStatus: "CLOSED"}
+	if st != want {
+		t.Errorf("after close: %+v, want %+v", st, want)
+	}
+
+	// Both operations are sent at organization scope, with the embedded text.
+	ops := dagster.Operations()
+	for _, op := range []string{"CliGetBranchDeploymentName", "CliDeploymentByName"} {
+		reqs := h.requests(op)
+		if len(reqs) != 3 {
+			t.Fatalf("%s: %d requests", op, len(reqs))
+		}
+		r := reqs[0]
+		if r.Path != "/graphql" || r.Deployment != "" || r.Query != ops[op] {
+			t.Errorf("%s: not the organization-scoped embedded operation: %+v", op, r)
+		}
+	}
+	if got := h.requests("CliGetBranchDeploymentName")[0].Variables; !reflect.DeepEqual(got,
+		map[string]any{"repoName": "acme/data-platform", "branchName": "feature/new-assets"}) {
+		t.Errorf("variables = %#v", got)
+	}
+	if got := h.requests("CliDeploymentByName")[0].Variables; !reflect.DeepEqual(got, map[string]any{"name": name}) {
+		t.Errorf("variables = %#v", got)
+	}
+}
+
+func TestBranchDeploymentStateErrors(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("empty branch", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, nil)
+		if _, err := h.client.BranchDeploymentState(ctx, "acme/data-platform", " "); err == nil {
+			t.Error("no error")
+		}
+		if n := len(h.emu.Requests()); n != 0 {
+			t.Errorf("%d requests sent", n)
+		}
+	})
+	t.Run("unauthorized", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, []dagsteremu.Option{dagsteremu.WithTokens("another-token"), dagsteremu.WithUnauthorizedAsTypename()})
+		// getBranchDeploymentName is a plain String!: the emulator answers
+		// it with a top-level error.
+		_, err := h.client.BranchDeploymentState(ctx, testBranch.RepoName, testBranch.BranchName)
+		var ge *dagster.GraphQLError
+		if !errors.As(err, &ge) || ge.Operation != "CliGetBranchDeploymentName" {
+			t.Errorf("err = %v", err)
+		}
+	})
+	for _, tt := range []struct {
+		name, body, want string
+	}{
+		{"PythonError", `{"data":{"deploymentByName":{"__typename":"PythonError","message":"KeyError: 'x'"}}}`,
+			"CliDeploymentByName: Dagster+ returned PythonError: KeyError: 'x'"},
+		{"UnauthorizedError", `{"data":{"deploymentByName":{"__typename":"UnauthorizedError","message":"no access"}}}`,
+			"CliDeploymentByName: Dagster+ returned UnauthorizedError: no access. Dagster+ rejected the API token"},
+		{"no typename", `{"data":{"deploymentByName":{}}}`, "Dagster+ returned an unexpected result"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, nil)
+			h.emu.InjectFault(dagsteremu.Fault{Operation: "CliDeploymentByName", Body: tt.body})
+			st, err := h.client.BranchDeploymentState(ctx, testBranch.RepoName, testBranch.BranchName)
+			var re *dagster.ResultError
+			if !errors.As(err, &re) || !strings.Contains(err.Error(), tt.want) || st != (dagster.BranchState{}) {
+				t.Errorf("state %+v, err = %v\nwant it to contain %q", st, err, tt.want)
+			}
+			if !strings.HasPrefix(err.Error(), "read branch deployment "+
+				h.emu.BranchDeploymentName(testBranch.RepoName, testBranch.BranchName)+" for acme/data-platform@feature/new-assets: ") {
+				t.Errorf("message: %v", err)
+			}
+		})
+	}
+}
+
+// inflightServer serves emu and counts the requests whose handler has not
+// returned yet.
+func inflightServer(t *testing.T, emu http.Handler) (*httptest.Server, func() int32) {
+	t.Helper()
+	var mu sync.Mutex
+	var n int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			n--
+			mu.Unlock()
+		}()
+		emu.ServeHTTP(w, r)
+	}))
+	count := func() int32 {
+		mu.Lock()
+		defer mu.Unlock()
+		return n
+	}
+	t.Cleanup(func() {
+		// Close waits for running handlers: skip it when one is stuck (the
+		// test has failed then) rather than hang the package.
+		if count() == 0 {
+			ts.Close()
+		}
+	})
+	return ts, count
+}
+
+// waitIdle fails the test unless every handler returns within 5 s.
+func waitIdle(t *testing.T, inflight func() int32) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for inflight() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d emulator handlers still running 5 s after the client gave up", inflight())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestFaultsForOneOperation checks that the emulator fails, hangs or answers
+// malformed JSON for one named operation only, as seen by the real client.
+func TestFaultsForOneOperation(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("fail", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, nil)
+		h.emu.InjectFault(dagsteremu.Fault{Operation: "CliDeploymentByName", Status: 502, Body: "bad gateway", Times: 4})
+		_, err := h.client.BranchDeploymentState(ctx, testBranch.RepoName, testBranch.BranchName)
+		var re *dagster.RetryError
+		if !errors.As(err, &re) || !strings.Contains(err.Error(), "CliDeploymentByName: Dagster+ API at ") ||
+			!strings.Contains(err.Error(), "gave up after 3 retries: HTTP 502 Bad Gateway: bad gateway") {
+			t.Fatalf("err = %v", err)
+		}
+		if a, b := len(h.requests("CliGetBranchDeploymentName")), len(h.requests("CliDeploymentByName")); a != 1 || b != 4 {
+			t.Errorf("requests: %d name, %d by name; want 1 and 4", a, b)
+		}
+		if n := h.emu.PendingFaults(); n != 0 {
+			t.Errorf("%d faults pending", n)
+		}
+		// Other operations are not affected.
+		if _, err := h.client.CreateOrUpdateBranchDeployment(ctx, testBranch, testCommit, ""); err != nil {
+			t.Errorf("create: %v", err)
+		}
+	})
+
+	t.Run("malformed JSON", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, nil)
+		body := `{"data": {"deploymentByName": {"__typename": "DagsterCloudDeployment", "deploymentName": "3f`
+		h.emu.InjectFault(dagsteremu.Fault{Operation: "CliDeploymentByName", Body: body, Times: 4})
+		_, err := h.client.BranchDeploymentState(ctx, testBranch.RepoName, testBranch.BranchName)
+		var he *dagster.HTTPError
+		if !errors.As(err, &he) || he.StatusCode != 200 || he.Body != body ||
+			!strings.Contains(err.Error(), "CliDeploymentByName: Dagster+ API at ") ||
+			!strings.Contains(err.Error(), "returned an unexpected (non-GraphQL) response with HTTP 200") {
+			t.Fatalf("err = %v", err)
+		}
+		// Not retried, and the name query before it was answered normally.
+		if a, b := len(h.requests("CliGetBranchDeploymentName")), len(h.requests("CliDeploymentByName")); a != 1 || b != 1 {
+			t.Errorf("requests: %d name, %d by name; want 1 and 1", a, b)
+		}
+	})
+
+	t.Run("hang until the request timeout", func(t *testing.T) {
+		t.Parallel()
+		emu := dagsteremu.New(dagsteremu.WithTokens(testToken))
+		ts, inflight := inflightServer(t, emu)
+		clock := &fakeClock{now: time.Now()}
+		logs := &logRecorder{}
+		c := dagster.New(ts.URL, testToken, dagster.WithHTTPClient(ts.Client()), dagster.WithSleep(clock.Sleep),
+			dagster.WithClock(clock.Now), dagster.WithLogf(logs.Logf), dagster.WithRequestTimeout(100*time.Millisecond))
+		emu.InjectFault(dagsteremu.Fault{Operation: "CliDeploymentByName", Delay: time.Hour})
+		start := time.Now()
+		// The hung query times out and is retried; the retry is answered.
+		st, err := c.BranchDeploymentState(ctx, testBranch.RepoName, testBranch.BranchName)
+		if err != nil || st.Exists || st.Name == "" {
+			t.Fatalf("state %+v, err %v", st, err)
+		}
+		waitIdle(t, inflight)
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("took %s", d)
+		}
+		if n := logs.Count("no response within 100ms"); n != 1 {
+			t.Errorf("retry log lines: %q", logs.Lines())
+		}
+		var byName int
+		for _, r := range emu.Requests() {
+			if r.Operation == "CliDeploymentByName" {
+				byName++
+			}
+		}
+		if byName != 2 {
+			t.Errorf("%d CliDeploymentByName requests, want 2", byName)
+		}
+	})
+
+	t.Run("hang until the context is cancelled", func(t *testing.T) {
+		t.Parallel()
+		emu := dagsteremu.New(dagsteremu.WithTokens(testToken))
+		ts, inflight := inflightServer(t, emu)
+		c := dagster.New(ts.URL, testToken, dagster.WithHTTPClient(ts.Client()))
+		emu.InjectFault(dagsteremu.Fault{Operation: "CliGetBranchDeploymentName", Delay: time.Hour})
+		cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		_, err := c.BranchDeploymentState(cctx, testBranch.RepoName, testBranch.BranchName)
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "CliGetBranchDeploymentName") {
+			t.Fatalf("err = %v", err)
+		}
+		waitIdle(t, inflight)
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // tokenHint is appended to every error caused by Dagster+ rejecting the
@@ -119,14 +120,94 @@ type RetryError struct {
 }
 
 func (e *RetryError) Error() string {
-	last := e.Last.Error()
-	if he, ok := e.Last.(*HTTPError); ok {
-		last = "HTTP " + strings.TrimPrefix(he.describe(), "returned HTTP ")
-	}
-	return fmt.Sprintf("Dagster+ API at %s: gave up after %d retries: %s", e.URL, e.Retries, last)
+	return fmt.Sprintf("Dagster+ API at %s: gave up after %d retries: %s", e.URL, e.Retries, describeLast(e.Last))
 }
 
 func (e *RetryError) Unwrap() error { return e.Last }
+
+// describeLast renders the last failure of a retried request without
+// repeating the URL of an *HTTPError.
+func describeLast(err error) string {
+	if err == nil {
+		return "unknown error"
+	}
+	if he, ok := err.(*HTTPError); ok {
+		if he.StatusCode >= 200 && he.StatusCode < 300 {
+			return he.describe()
+		}
+		return "HTTP " + strings.TrimPrefix(he.describe(), "returned HTTP ")
+	}
+	return err.Error()
+}
+
+// RetryAfterError is returned, without waiting, when Dagster+ answers a
+// retryable status with a Retry-After longer than the client waits
+// (MaxRetryAfter). It unwraps to the failure that carried the header
+// (usually an *HTTPError).
+type RetryAfterError struct {
+	Operation  string
+	URL        string
+	StatusCode int           // HTTP status of the answer, 0 if unknown
+	RetryAfter time.Duration // the delay Dagster+ asked for
+	At         time.Time     // when Dagster+ asked to be retried, in UTC
+	Max        time.Duration // the longest Retry-After the client waits for
+	Last       error
+}
+
+func (e *RetryAfterError) Error() string {
+	status := ""
+	if e.StatusCode != 0 {
+		status = fmt.Sprintf(" answered HTTP %d %s and", e.StatusCode, http.StatusText(e.StatusCode))
+	}
+	at := e.At.UTC().Format(time.RFC3339)
+	return fmt.Sprintf("%s: Dagster+ API at %s%s asked to be retried after %s (at %s), "+
+		"longer than the %s this action waits for a retry, so the request was not retried: "+
+		"re-run the job after %s",
+		e.Operation, e.URL, status, e.RetryAfter.Round(time.Second), at, e.Max, at)
+}
+
+func (e *RetryAfterError) Unwrap() error { return e.Last }
+
+// RetryBudgetError is returned when a request kept failing with retryable
+// errors and the next retry would have taken it past its retry budget
+// (DefaultRetryBudget, WithRetryBudget). It unwraps to the last failure.
+type RetryBudgetError struct {
+	Operation string
+	URL       string
+	Budget    time.Duration // the retry budget of one request
+	Elapsed   time.Duration // time spent on attempts and sleeps so far
+	Attempts  int           // attempts made
+	NextWait  time.Duration // the sleep that would have exceeded the budget
+	Last      error
+}
+
+func (e *RetryBudgetError) Error() string {
+	return fmt.Sprintf("%s: Dagster+ API at %s: gave up after %d attempts in %s: the %s retry budget "+
+		"was spent (the next retry was due in %s); last error: %s. "+
+		"Dagster+ may be degraded: re-run the job later",
+		e.Operation, e.URL, e.Attempts, formatWait(e.Elapsed), formatWait(e.Budget), formatWait(e.NextWait),
+		describeLast(e.Last))
+}
+
+func (e *RetryBudgetError) Unwrap() error { return e.Last }
+
+// MaintenanceError is returned when Dagster+ was still under scheduled
+// maintenance after the client had waited as long as it does
+// (DefaultMaintenanceWait, or the timeout of the maintenance body capped at
+// MaxMaintenanceWait).
+type MaintenanceError struct {
+	Operation string
+	URL       string
+	Message   string        // the maintenance message, "" if none was given
+	Waited    time.Duration // since the first attempt
+	Attempts  int           // maintenance answers received
+}
+
+func (e *MaintenanceError) Error() string {
+	return fmt.Sprintf("%s: Dagster+ is under scheduled maintenance: %s. The API at %s still reported it "+
+		"after waiting %s (%d attempts): re-run the job when the maintenance has ended",
+		e.Operation, strings.TrimRight(maintenanceMessage(e.Message), "."), e.URL, formatWait(e.Waited), e.Attempts)
+}
 
 // LoadError reports code locations that loaded with an error. Results holds
 // every requested location, including the ones that loaded fine.

@@ -36,6 +36,9 @@ func TestRetryAfter(t *testing.T) {
 		"-4":                            0,
 		"Fri, 22 May 2026 15:04:35 GMT": 30 * time.Second,
 		"Fri, 22 May 2026 15:00:00 GMT": 0,
+		"3600":                          time.Hour,
+		"1e30":                          100 * 365 * 24 * time.Hour, // no Duration overflow
+		"NaN":                           -1,
 	} {
 		if got := c.retryAfter(in); got != want {
 			t.Errorf("retryAfter(%q) = %v, want %v", in, got, want)

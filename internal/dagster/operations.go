@@ -19,6 +19,8 @@ const (
 	opAgentStatus                    = "CliAgentStatus"
 	opLocationsQuery                 = "CliLocationsQuery"
 	opOrganizationSettings           = "CliOrganizationSettings"
+	opGetBranchDeploymentName        = "CliGetBranchDeploymentName"
+	opDeploymentByName               = "CliDeploymentByName"
 )
 
 //go:embed operations/*.graphql
@@ -44,6 +46,7 @@ func mustLoadOperations() map[string]string {
 	for _, name := range []string{
 		opCreateOrUpdateBranchDeployment, opDeployLocations, opAddOrUpdateLocation,
 		opAgentStatus, opLocationsQuery, opOrganizationSettings,
+		opGetBranchDeploymentName, opDeploymentByName,
 	} {
 		if _, ok := ops[name]; !ok {
 			panic("dagster: missing embedded operation " + name)

@@ -19,7 +19,8 @@ func validateOperations(t *testing.T, schema *ast.Schema) {
 	// Every operation the client sends is validated; this list makes a new
 	// one a conscious addition.
 	want := []string{"CliAddOrUpdateLocation", "CliAgentStatus", "CliCreateOrUpdateBranchDeployment",
-		"CliDeployLocations", "CliLocationsQuery", "CliOrganizationSettings"}
+		"CliDeployLocations", "CliDeploymentByName", "CliGetBranchDeploymentName", "CliLocationsQuery",
+		"CliOrganizationSettings"}
 	got := slices.Sorted(maps.Keys(ops))
 	if !slices.Equal(got, want) {
 		t.Errorf("operations = %v, want %v", got, want)

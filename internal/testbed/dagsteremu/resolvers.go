@@ -261,6 +261,11 @@ func (rc *requestContext) deploymentValue(d *deploymentState) map[string]any {
 		"deploymentType":     d.Type,
 		"isBranchDeployment": d.Type == "BRANCH",
 		"agentType":          "HYBRID",
+		// Full deployments have neither git metadata nor a latest commit:
+		// both fields resolve to null.
+		"branchDeploymentGitMetadata": nil,
+		"latestCommit":                nil,
+		"parentDeployment":            nil,
 	}
 	if d.Type == "BRANCH" {
 		v["branchDeploymentGitMetadata"] = map[string]any{
@@ -272,15 +277,19 @@ func (rc *requestContext) deploymentValue(d *deploymentState) map[string]any {
 			"pullRequestStatus": nullableStr(d.PullRequestStatus),
 			"pullRequestNumber": nullableStr(d.PullRequestNumber),
 		}
-		v["latestCommit"] = map[string]any{
-			"__typename":      "DeploymentCommit",
-			"timestamp":       d.Commit.Timestamp,
-			"commitHash":      d.Commit.CommitHash,
-			"commitMessage":   nullableStr(d.Commit.CommitMessage),
-			"commitUrl":       nullableStr(d.Commit.CommitURL),
-			"authorName":      nullableStr(d.Commit.AuthorName),
-			"authorEmail":     nullableStr(d.Commit.AuthorEmail),
-			"authorAvatarUrl": nullableStr(d.Commit.AuthorAvatarURL),
+		// latestCommit is the commit last sent with
+		// createOrUpdateBranchDeployment; null until one was.
+		if d.Commit.CommitHash != "" {
+			v["latestCommit"] = map[string]any{
+				"__typename":      "DeploymentCommit",
+				"timestamp":       d.Commit.Timestamp,
+				"commitHash":      d.Commit.CommitHash,
+				"commitMessage":   nullableStr(d.Commit.CommitMessage),
+				"commitUrl":       nullableStr(d.Commit.CommitURL),
+				"authorName":      nullableStr(d.Commit.AuthorName),
+				"authorEmail":     nullableStr(d.Commit.AuthorEmail),
+				"authorAvatarUrl": nullableStr(d.Commit.AuthorAvatarURL),
+			}
 		}
 		base := d.BaseDeploymentName
 		v["parentDeployment"] = resolver(func(map[string]any) (any, error) {

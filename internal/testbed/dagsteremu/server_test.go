@@ -578,3 +578,85 @@ func equalJSON(t *testing.T, a, b any) bool {
 	}
 	return bytes.Equal(ja, jb)
 }
+
+// TestDeploymentCommitAndGitMetadata checks latestCommit (the commit last
+// sent by createOrUpdateBranchDeployment) and branchDeploymentGitMetadata,
+// both null for a full deployment.
+func TestDeploymentCommitAndGitMetadata(t *testing.T) {
+	t.Parallel()
+	srv := dagsteremu.New()
+	const byName = `query ByName($name: String!) {
+  deploymentByName(name: $name) {
+    __typename
+    ... on DagsterCloudDeployment {
+      deploymentName
+      latestCommit { commitHash timestamp commitMessage commitUrl }
+      branchDeploymentGitMetadata { repoName branchName pullRequestStatus pullRequestNumber }
+    }
+    ... on Error { message }
+  }
+}`
+	get := func(name string) map[string]any {
+		t.Helper()
+		code, raw, resp := do(t, srv, call{query: byName, vars: map[string]any{"name": name}})
+		mustOK(t, code, raw, resp)
+		return resp.Data["deploymentByName"].(map[string]any)
+	}
+
+	prod := get("prod")
+	if prod["__typename"] != "DagsterCloudDeployment" || prod["latestCommit"] != nil || prod["branchDeploymentGitMetadata"] != nil {
+		t.Errorf("prod = %v", prod)
+	}
+	if got := get("nope"); got["__typename"] != "DeploymentNotFoundError" || got["message"] == "" {
+		t.Errorf("unknown = %v", got)
+	}
+
+	var name string
+	for i, status := range []string{"OPEN", "CLOSED"} {
+		vars := branchVars(status)
+		vars["commit"].(map[string]any)["commitHash"] = []string{"c1", "c2"}[i]
+		code, raw, resp := do(t, srv, call{query: createMutation, vars: vars})
+		mustOK(t, code, raw, resp)
+		name = resp.Data["createOrUpdateBranchDeployment"].(map[string]any)["deploymentName"].(string)
+		got := get(name)
+		want := map[string]any{
+			"__typename": "DagsterCloudDeployment", "deploymentName": name,
+			"latestCommit": map[string]any{"commitHash": []string{"c1", "c2"}[i], "timestamp": 1716390000.5,
+				"commitMessage": "msg", "commitUrl": nil},
+			"branchDeploymentGitMetadata": map[string]any{"repoName": "acme/data", "branchName": "feature/x",
+				"pullRequestStatus": status, "pullRequestNumber": "7"},
+		}
+		if !equalJSON(t, got, want) {
+			t.Errorf("after %s:\n got %v\nwant %v", status, got, want)
+		}
+	}
+}
+
+// TestFaultForOneOperation checks that a fault naming an operation leaves
+// other operations alone, and that a delayed fault then serves its body.
+func TestFaultForOneOperation(t *testing.T) {
+	t.Parallel()
+	srv := dagsteremu.New()
+	const other = `query Other { agents { status } }`
+	const named = `query Named { agents { status } }`
+	srv.InjectFault(dagsteremu.Fault{Operation: "Named", Delay: 20 * time.Millisecond, Body: `{"data": {"agents": [`})
+	code, raw, resp := do(t, srv, call{path: "/prod/graphql", query: other})
+	mustOK(t, code, raw, resp)
+	if srv.PendingFaults() != 1 {
+		t.Fatalf("the fault was consumed by another operation")
+	}
+	// do would fail decoding the malformed body: serve it by hand.
+	body, _ := json.Marshal(map[string]any{"query": named})
+	req := httptest.NewRequest(http.MethodPost, "/prod/graphql", bytes.NewReader(body))
+	req.Header.Set("Dagster-Cloud-Api-Token", dagsteremu.DefaultToken)
+	rec := httptest.NewRecorder()
+	start := time.Now()
+	srv.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK || rec.Body.String() != `{"data": {"agents": [` ||
+		rec.Header().Get("Content-Type") != "application/json" || time.Since(start) < 20*time.Millisecond {
+		t.Errorf("named: %d %q %q after %s", rec.Code, rec.Header().Get("Content-Type"), rec.Body, time.Since(start))
+	}
+	if srv.PendingFaults() != 0 {
+		t.Errorf("%d faults pending", srv.PendingFaults())
+	}
+}
