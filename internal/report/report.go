@@ -58,14 +58,31 @@ type Report struct {
 	Locations         []Location
 	// Failure is the run's failure, shown above the table.
 	Failure string
+	// Superseded says why the run changed nothing: a newer run of the same
+	// pull request already wrote the branch deployment.
+	Superseded string
+	// Now is the clock that stamps the rows' Updated times; nil means
+	// time.Now.
+	Now func() time.Time
 }
 
-// Status is the `status` output: building, success, failed, closed, merged
-// or built (push: false).
+// Timestamp is the time now by r.Now, in UTC: what Set stamps a row with.
+// Callers that append rows to Locations themselves should stamp them with it.
+func (r *Report) Timestamp() time.Time {
+	if r.Now != nil {
+		return r.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Status is the `status` output: building, success, failed, closed, merged,
+// built (push: false) or superseded (a newer run owns the deployment).
 func (r *Report) Status() string {
 	switch {
 	case r.Failure != "":
 		return "failed"
+	case r.Superseded != "":
+		return "superseded"
 	case r.PullRequestStatus != "":
 		return strings.ToLower(r.PullRequestStatus)
 	}
@@ -94,17 +111,18 @@ func (r *Report) LocationsURL() string {
 	return r.DeploymentURL + "/locations"
 }
 
-// Set updates (or adds) the named location's row.
+// Set updates (or adds) the named location's row, stamped with Timestamp.
 func (r *Report) Set(name string, state State, errText string) {
+	now := r.Timestamp()
 	for i := range r.Locations {
 		if r.Locations[i].Name == name {
 			r.Locations[i].State = state
 			r.Locations[i].Error = errText
-			r.Locations[i].Updated = time.Now().UTC()
+			r.Locations[i].Updated = now
 			return
 		}
 	}
-	r.Locations = append(r.Locations, Location{Name: name, State: state, Error: errText, Updated: time.Now().UTC()})
+	r.Locations = append(r.Locations, Location{Name: name, State: state, Error: errText, Updated: now})
 }
 
 // SetAll moves every location to state.
@@ -136,22 +154,161 @@ func (r *Report) ImagesJSON() string {
 	return string(b)
 }
 
-// Comment renders the PR comment. marker is a hidden HTML comment that
-// identifies it on later runs.
+// Comment renders the PR comment, at most MaxBytes long (see Summary for
+// what gives way when the report is longer). marker is the hidden HTML
+// comment that identifies it on later runs; it ends the comment, and no
+// value shown in the comment can contain "<!--" or "-->".
 func (r *Report) Comment(marker string) string {
+	return r.page("\n<sub>Posted by dagster-branch-deploy; this comment is updated on every run.</sub>\n" + marker + "\n").fit()
+}
+
+// Summary renders the job summary, at most MaxBytes long. When the report
+// is longer, the end of each failed location's error output is kept, the
+// same length for all, but no less than minErrBytes; if that is not enough,
+// the error output is left out, and if that is not enough either, the table
+// loses its last rows. Each step says what it left out.
+func (r *Report) Summary() string {
+	return r.page("").fit()
+}
+
+// Error output kept per failed location: all of it up to defaultErrBytes,
+// and no less than minErrBytes when the report has to be shortened.
+const (
+	defaultErrBytes = 6000
+	minErrBytes     = 400
+)
+
+// page is a report rendered once, in parts that fit assembles.
+type page struct {
+	head    string   // headline, commit line and failure
+	rows    []string // table rows
+	failed  []bool   // whether each row's location failed
+	details []detail // one per location with an error, by name
+	runLog  string   // "run log", linked to the run when it can be
+	suffix  string   // footer and marker of a comment
+}
+
+// detail is a failed location's error output.
+type detail struct {
+	summary string // the <details><summary>… line
+	output  errorOutput
+}
+
+// layout is how much of a page is shown.
+type layout struct {
+	errBytes int  // bytes of each location's error output kept
+	details  bool // whether the error output is shown at all
+	rows     int  // table rows shown
+}
+
+func (r *Report) page(suffix string) *page {
+	p := &page{head: r.headline() + "\n\n" + r.intro(), runLog: link("run log", r.RunURL), suffix: suffix}
+	for _, l := range r.Locations {
+		p.rows = append(p.rows, row(l))
+		p.failed = append(p.failed, l.State == Failed)
+	}
+	failed := make([]Location, 0, len(r.Locations))
+	for _, l := range r.Locations {
+		if l.Error != "" {
+			failed = append(failed, l)
+		}
+	}
+	sort.SliceStable(failed, func(i, j int) bool { return failed[i].Name < failed[j].Name })
+	for _, l := range failed {
+		p.details = append(p.details, detail{
+			// <code> also keeps GitHub from turning @names, #numbers and
+			// :emoji: of the error's first line into mentions and links.
+			summary: "<details><summary><code>" + htmlText(l.Name, maxName) + "</code>: <code>" + htmlText(firstLine(l.Error), maxErrorLine) + "</code></summary>",
+			output:  prepareError(l.Error),
+		})
+	}
+	return p
+}
+
+// fit renders the page within MaxBytes: as it is if it fits, else with less
+// error output, else without it, else with fewer rows (see Summary).
+func (p *page) fit() string {
+	l := layout{errBytes: defaultErrBytes, details: true, rows: len(p.rows)}
+	if s := p.render(l); len(s) <= MaxBytes {
+		return s
+	}
+	// largest finds the largest n in [lo, hi] whose rendering fits, and
+	// that rendering; the renderings grow with n.
+	largest := func(lo, hi int, set func(n int)) string {
+		best := ""
+		for lo <= hi {
+			mid := lo + (hi-lo)/2
+			set(mid)
+			if s := p.render(l); len(s) <= MaxBytes {
+				best, lo = s, mid+1
+			} else {
+				hi = mid - 1
+			}
+		}
+		return best
+	}
+	if len(p.details) > 0 {
+		if s := largest(minErrBytes, defaultErrBytes-1, func(n int) { l.errBytes = n }); s != "" {
+			return s
+		}
+		l.details = false
+		if s := p.render(l); len(s) <= MaxBytes {
+			return s
+		}
+	}
+	if s := largest(0, len(p.rows)-1, func(n int) { l.rows = n }); s != "" {
+		return s
+	}
+	// Only a huge marker gets here: the head is bounded.
+	return p.head + "\nThe report is too long to show; see the " + p.runLog + ".\n" + p.suffix
+}
+
+const tableHeader = "| Location | Status | Image | Updated |\n| --- | --- | --- | --- |\n"
+
+func (p *page) render(l layout) string {
 	var b strings.Builder
-	b.WriteString(r.headline())
-	b.WriteString("\n\n")
-	b.WriteString(r.body())
-	b.WriteString("\n<sub>Posted by dagster-branch-deploy; this comment is updated on every run.</sub>\n")
-	b.WriteString(marker)
-	b.WriteString("\n")
+	b.WriteString(p.head)
+	if len(p.rows) > 0 {
+		b.WriteString("\n" + tableHeader)
+		for _, row := range p.rows[:l.rows] {
+			b.WriteString(row)
+		}
+		if n := len(p.rows) - l.rows; n > 0 {
+			failed := ""
+			if f := countTrue(p.failed[l.rows:]); f > 0 {
+				failed = fmt.Sprintf(" (%d failed)", f)
+			}
+			fmt.Fprintf(&b, "\n… and %s%s; see the %s. They are left out to keep this under GitHub's size limit.\n", plural(n, "more location"), failed, p.runLog)
+		}
+	}
+	if len(p.details) > 0 && !l.details {
+		fmt.Fprintf(&b, "\nThe error output of %s is left out to keep this under GitHub's size limit; see the %s.\n", plural(len(p.details), "failed location"), p.runLog)
+	}
+	for _, d := range p.details {
+		if !l.details {
+			break
+		}
+		b.WriteString("\n" + d.summary + "\n\n")
+		text, lines, bytes := d.output.show(l.errBytes)
+		if bytes > 0 {
+			fmt.Fprintf(&b, "Showing the last %s: %s (%s) before them were cut. The full output is in the %s.\n\n",
+				plural(strings.Count(text, "\n")+1, "line"), plural(lines, "line"), humanSize(bytes), p.runLog)
+		}
+		b.WriteString(codeBlock(text))
+		b.WriteString("</details>\n")
+	}
+	b.WriteString(p.suffix)
 	return b.String()
 }
 
-// Summary renders the job summary.
-func (r *Report) Summary() string {
-	return r.headline() + "\n\n" + r.body()
+func countTrue(bs []bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
 }
 
 func (r *Report) headline() string {
@@ -161,10 +318,7 @@ func (r *Report) headline() string {
 	}
 	name := "(not created yet)"
 	if r.Deployment != "" {
-		name = "`" + r.Deployment + "`"
-		if u := r.LocationsURL(); u != "" {
-			name = "[" + name + "](" + u + ")"
-		}
+		name = link(inlineCode(r.Deployment, maxDeployment), r.LocationsURL())
 	}
 	var icon string
 	switch r.Status() {
@@ -176,94 +330,60 @@ func (r *Report) headline() string {
 		icon = "🔒"
 	case "built":
 		icon = "🏗️"
+	case "superseded":
+		icon = "⏭️"
 	default:
 		icon = "✅"
 	}
 	return fmt.Sprintf("### %s Dagster+ %s %s", icon, kind, name)
 }
 
-func (r *Report) body() string {
+// intro is the commit line and the run's failure.
+func (r *Report) intro() string {
 	var b strings.Builder
-	commit := "`" + short(r.CommitSHA) + "`"
-	if r.CommitURL != "" {
-		commit = "[" + commit + "](" + r.CommitURL + ")"
+	commit := "*(unknown)*"
+	if r.CommitSHA != "" {
+		commit = link(inlineCode(shortSHA(r.CommitSHA), 12), r.CommitURL)
 	}
-	switch r.PullRequestStatus {
-	case "MERGED":
+	switch {
+	case r.Superseded != "":
+		fmt.Fprintf(&b, "This run's commit %s is out of date, so the run changed nothing: %s\n", commit, inlineCode(firstLine(r.Superseded), maxFailure))
+	case r.PullRequestStatus == "MERGED":
 		fmt.Fprintf(&b, "The pull request was merged at commit %s: the branch deployment was marked **merged** and nothing was built.\n", commit)
-	case "CLOSED":
+	case r.PullRequestStatus == "CLOSED":
 		fmt.Fprintf(&b, "The pull request was closed at commit %s: the branch deployment was marked **closed** and nothing was built.\n", commit)
 	default:
 		fmt.Fprintf(&b, "Commit %s", commit)
 		if r.RunURL != "" {
-			fmt.Fprintf(&b, " · [workflow run](%s)", r.RunURL)
+			b.WriteString(" · " + link("workflow run", r.RunURL))
 		}
 		b.WriteString("\n")
 	}
 	if r.Failure != "" {
-		b.WriteString("\n**Deploy failed:** ")
-		b.WriteString(oneLine(r.Failure, 600))
+		b.WriteString("\n**Deploy failed:** " + inlineCode(firstLine(r.Failure), maxFailure))
 		if r.RunURL != "" {
-			fmt.Fprintf(&b, " ([see the run log](%s))", r.RunURL)
+			b.WriteString(" (" + link("see the run log", r.RunURL) + ")")
 		}
 		b.WriteString("\n")
-	}
-	if len(r.Locations) > 0 {
-		b.WriteString("\n| Location | Status | Image | Updated |\n| --- | --- | --- | --- |\n")
-		for _, l := range r.Locations {
-			image := "–"
-			if ref := l.ImageRef(); ref != "" {
-				image = "`" + ref + "`"
-			}
-			fmt.Fprintf(&b, "| `%s` | %s %s | %s | %s |\n", l.Name, icons[l.State], l.State, image, l.Updated.UTC().Format("Jan 2, 2006 15:04 MST"))
-		}
-	}
-	var details []string
-	for _, l := range r.Locations {
-		if l.Error != "" {
-			details = append(details, fmt.Sprintf("<details><summary><code>%s</code>: %s</summary>\n\n```text\n%s\n```\n</details>\n", l.Name, escapeHTML(firstLine(l.Error, 200)), fence(l.Error)))
-		}
-	}
-	sort.Strings(details)
-	if len(details) > 0 {
-		b.WriteString("\n")
-		b.WriteString(strings.Join(details, "\n"))
 	}
 	return b.String()
 }
 
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
+// row is a location's table row.
+func row(l Location) string {
+	status := string(l.State)
+	if icon, ok := icons[l.State]; ok {
+		status = icon + " " + status
+	} else {
+		status = cellCode(status, 50)
 	}
-	return sha
-}
-
-// firstLine is the first line of s, cut to max bytes, without the colon
-// that introduces the lines after it.
-func firstLine(s string, max int) string {
-	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
-	l = strings.TrimSuffix(strings.TrimSpace(l), ":")
-	if len(l) > max {
-		l = strings.ToValidUTF8(l[:max], "") + "…"
+	image := "–"
+	if ref := l.ImageRef(); ref != "" {
+		image = cellCode(ref, maxImage)
 	}
-	return l
-}
-
-func oneLine(s string, max int) string {
-	return strings.NewReplacer("|", "\\|", "<", "&lt;", ">", "&gt;").Replace(firstLine(s, max))
-}
-
-func escapeHTML(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
-}
-
-// fence keeps an error text from closing its code block and bounds its size.
-func fence(s string) string {
-	const max = 6000
-	s = strings.TrimSpace(s)
-	if len(s) > max {
-		s = "…\n" + s[len(s)-max:]
+	updated := "–"
+	if !l.Updated.IsZero() {
+		updated = l.Updated.UTC().Format("Jan 2, 2006 15:04 MST")
 	}
-	return strings.ReplaceAll(s, "```", "`\u200b``")
+	return "| " + cellCode(l.Name, maxName) + " | " + status + " | " + image + " | " + updated + " |\n"
 }
