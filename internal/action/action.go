@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/cicontext"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/config"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/dagster"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/github"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/registryauth"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/report"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/secrets"
@@ -32,35 +34,52 @@ type Env struct {
 	NewDocker func(ctx context.Context, log io.Writer) (Docker, error)
 	// DagsterOptions are extra client options (tests shorten the polling).
 	DagsterOptions []dagster.Option
+	// Now is the clock of the report and the comment's stamp; nil means
+	// time.Now.
+	Now func() time.Time
 }
 
 // Run runs the action. The error it returns is safe to print: secrets are
 // scrubbed from it.
 func Run(ctx context.Context, env Env) error {
+	// add-mask lines go out as they are; everything else the run prints
+	// passes through the redacting writer, so a secret the runner does not
+	// mask (an encoding of it, or outside GitHub) never reaches the log.
+	sec := secrets.New(env.Actions.AddMask)
+	log := sec.Writer(env.Log)
+	defer log.Flush()
+	env.Log = log
+	env.Actions = githubactions.New(githubactions.WithWriter(log), githubactions.WithGetenv(env.Getenv))
 	a := env.Actions
-	sec := secrets.New(a.AddMask)
 	in, inErr := ReadInputs(a.GetInput, env.Getenv)
 	// Mask before anything is printed, even when the inputs are bad.
 	sec.Add(in.Secrets()...)
+	sec.AddPair(in.RegistryUsername, in.RegistryPassword)
 	if inErr != nil {
 		return fail(sec, inErr)
 	}
 	workspace := env.Getenv("GITHUB_WORKSPACE")
-	projectDir := in.ProjectDir
-	if !filepath.IsAbs(projectDir) && workspace != "" {
-		projectDir = filepath.Join(workspace, projectDir)
-	}
-	ci, err := cicontext.FromGitHub(env.Getenv, projectDir, commitReader(ctx, env, in))
+	projectDir, yamlPath, err := in.Paths(workspace)
 	if err != nil {
 		return fail(sec, err)
 	}
-	p := &pipeline{env: env, in: in, ci: ci, sec: sec, projectDir: projectDir, workspace: workspace,
-		yamlPath: filepath.Join(projectDir, in.YAMLPath)}
+	var gh *github.Client
+	if in.GitHubToken != "" {
+		if gh, err = github.New(env.Getenv("GITHUB_API_URL"), in.GitHubToken, env.Getenv("GITHUB_REPOSITORY"), env.HTTPClient); err != nil {
+			a.Warningf("%s", plain(sec.Redact("Not using the GitHub API (no commit metadata, pull request comment or state from it): "+err.Error())))
+		}
+	}
+	ci, err := cicontext.FromGitHub(env.Getenv, projectDir, commitReader(ctx, a, gh))
+	if err != nil {
+		return fail(sec, err)
+	}
+	p := &pipeline{env: env, in: in, ci: ci, sec: sec, gh: gh, projectDir: projectDir, workspace: workspace, yamlPath: yamlPath}
 	p.rep = &report.Report{
 		Branch:    ci.Mode != cicontext.ModeFull,
 		CommitSHA: ci.Commit.SHA,
 		CommitURL: ci.RepoURL() + "/commit/" + ci.Commit.SHA,
 		RunURL:    ci.RunURL(),
+		Now:       p.now,
 	}
 	err = p.run(ctx)
 	if err != nil {
@@ -83,18 +102,14 @@ func Run(ctx context.Context, env Env) error {
 // commitReader reads the deployed commit's metadata from the checkout, or
 // else from the GitHub API (the action's image has no git, and a checkout
 // may not hold the pull request's head).
-func commitReader(ctx context.Context, env Env, in Inputs) cicontext.GitLog {
+func commitReader(ctx context.Context, a *githubactions.Action, gh *github.Client) cicontext.GitLog {
 	return func(dir, sha string) (cicontext.Commit, error) {
 		c, err := cicontext.ReadGitLog(dir, sha)
-		if err == nil || in.GitHubToken == "" {
+		if err == nil || gh == nil {
 			return c, err
 		}
-		gh, err := report.NewGitHubClient(env.Getenv("GITHUB_API_URL"), in.GitHubToken, env.HTTPClient)
-		if err == nil {
-			c, err = report.Commit(ctx, gh, env.Getenv("GITHUB_REPOSITORY"), sha)
-		}
-		if err != nil {
-			env.Actions.Warningf("Commit %s: using the event's title and time, since neither git nor the GitHub API could tell its message: %s", sha, err)
+		if c, err = gh.Commit(ctx, sha); err != nil {
+			a.Warningf("Commit %s: using the event's title and time, since neither git nor the GitHub API could tell its message: %s", sha, err)
 		}
 		return c, err
 	}
@@ -136,16 +151,33 @@ type pipeline struct {
 	ci         *cicontext.Context
 	sec        *secrets.Set
 	rep        *report.Report
+	cfg        *config.File
 	projectDir string
 	workspace  string
 	yamlPath   string
 	client     *dagster.Client
 	resolver   *registryauth.Resolver
-	commentID  int64
+	gh         *github.Client // nil without a token
+	commenter  *github.Commenter
+	// superseded says why a newer run owns the branch deployment and the
+	// comment; this run then writes neither.
+	superseded string
 }
 
+// logf prints a line to the job log. Its values come from the
+// configuration, the event and API answers, so the line is escaped: it
+// stays one line, and cannot start or hold a workflow command.
 func (p *pipeline) logf(format string, args ...any) {
-	p.env.Actions.Infof("%s", p.sec.Redact(fmt.Sprintf(format, args...)))
+	p.env.Actions.Infof("%s", plain(p.sec.Redact(fmt.Sprintf(format, args...))))
+}
+
+// plain makes text inert in the job log: %, CR and LF are escaped as the
+// toolkit escapes command data (so the text stays on its line and no
+// `::command::` can begin a line), and the runner's legacy `##[command]`
+// prefix, which it finds anywhere in a line, is broken up.
+func plain(s string) string {
+	s = strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
+	return strings.ReplaceAll(s, "##[", "##%5B")
 }
 
 func (p *pipeline) run(ctx context.Context) error {
@@ -179,6 +211,7 @@ func (p *pipeline) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	p.cfg = cfg
 	locs, err := cfg.Select(p.in.LocationNames)
 	if err != nil {
 		return err
@@ -200,6 +233,9 @@ func (p *pipeline) run(ctx context.Context) error {
 func (p *pipeline) close(ctx context.Context) error {
 	p.logf("Pull request #%d was %s: marking its branch deployment %s.", p.ci.PullRequestNumber, strings.ToLower(p.ci.PullRequestStatus), p.ci.PullRequestStatus)
 	p.rep.PullRequestStatus = p.ci.PullRequestStatus
+	if err := p.checkCurrent(ctx); err != nil || p.superseded != "" {
+		return err
+	}
 	dep, err := p.client.CreateOrUpdateBranchDeployment(ctx, p.branchData(), p.commit(), p.in.Deployment)
 	if err != nil {
 		return fmt.Errorf("marking the branch deployment %s: %w", p.ci.PullRequestStatus, err)
@@ -217,6 +253,9 @@ func (p *pipeline) deploy(ctx context.Context, locs []config.Location) error {
 
 	name := p.in.Deployment
 	if p.ci.Mode == cicontext.ModeBranch {
+		if err := p.checkCurrent(ctx); err != nil || p.superseded != "" {
+			return err
+		}
 		dep, err := p.client.CreateOrUpdateBranchDeployment(ctx, p.branchData(), p.commit(), p.in.Deployment)
 		if err != nil {
 			return fmt.Errorf("creating or updating the branch deployment: %w", err)
@@ -265,6 +304,73 @@ func (p *pipeline) deploy(ctx context.Context, locs []config.Location) error {
 		return fmt.Errorf("waiting for code locations to load in %s: %w", name, err)
 	}
 	p.logf("All code locations loaded.")
+	return nil
+}
+
+// checkCurrent makes sure this run is still the pull request's latest
+// before it writes the branch deployment: runs of one pull request may
+// finish in any order, and the older one must not put its commit back over
+// a newer one, nor reopen a deployment a later run closed. Dagster+ records
+// the deployment's commit and time and its pull request status; when they
+// say a newer run was here, GitHub's view of the pull request decides (a
+// force-push may legitimately go back to an older commit). When this run is
+// out of date, p.superseded says why and nothing is written.
+func (p *pipeline) checkCurrent(ctx context.Context) error {
+	st, err := p.client.BranchDeploymentState(ctx, p.ci.RepoName, p.ci.Branch)
+	if err != nil {
+		return fmt.Errorf("reading the branch deployment before updating it: %w", err)
+	}
+	if !st.Exists {
+		return nil
+	}
+	ours := p.ci.Commit
+	var doubt string
+	switch {
+	case p.ci.Mode == cicontext.ModeClose:
+		if st.PullRequestStatus != cicontext.StatusOpen {
+			return nil
+		}
+		doubt = "it is open in Dagster+" // and the pull request may have been reopened since
+	case st.PullRequestStatus == cicontext.StatusClosed || st.PullRequestStatus == cicontext.StatusMerged:
+		doubt = fmt.Sprintf("a later run marked it %s", st.PullRequestStatus)
+	case st.CommitHash != ours.SHA && !st.CommitTime.IsZero() && !ours.Timestamp.IsZero() && st.CommitTime.After(ours.Timestamp):
+		doubt = fmt.Sprintf("it already shows commit %.12s of %s, newer than this run's commit %.12s of %s",
+			st.CommitHash, st.CommitTime.UTC().Format(time.RFC3339), ours.SHA, ours.Timestamp.UTC().Format(time.RFC3339))
+	default:
+		return nil
+	}
+	if p.gh == nil {
+		if p.ci.Mode == cicontext.ModeClose {
+			return nil // the event says the pull request closed
+		}
+		p.superseded = fmt.Sprintf("branch deployment %s was not updated: %s (with github_token, the action would ask GitHub whether this run's commit is still the pull request's head)", st.Name, doubt)
+		return p.supersede()
+	}
+	pr, err := p.gh.PullRequest(ctx, p.ci.PullRequestNumber)
+	if err != nil {
+		if p.ci.Mode == cicontext.ModeClose {
+			return nil
+		}
+		return fmt.Errorf("branch deployment %s: %s, and GitHub could not say whether this run's commit %.12s is still the pull request's head: %w", st.Name, doubt, ours.SHA, err)
+	}
+	switch {
+	case p.ci.Mode == cicontext.ModeClose && pr.Open:
+		p.superseded = fmt.Sprintf("branch deployment %s was not marked %s: pull request #%d is open again", st.Name, p.ci.PullRequestStatus, p.ci.PullRequestNumber)
+	case p.ci.Mode != cicontext.ModeClose && !pr.Open:
+		p.superseded = fmt.Sprintf("branch deployment %s was not updated: pull request #%d is closed (%s)", st.Name, p.ci.PullRequestNumber, doubt)
+	case p.ci.Mode != cicontext.ModeClose && pr.HeadSHA != ours.SHA:
+		p.superseded = fmt.Sprintf("branch deployment %s was not updated: pull request #%d is now at commit %.12s, not this run's %.12s (%s)", st.Name, p.ci.PullRequestNumber, pr.HeadSHA, ours.SHA, doubt)
+	default:
+		return nil
+	}
+	return p.supersede()
+}
+
+// supersede ends an out-of-date run: it says so, and leaves the branch
+// deployment and the comment to the newer run.
+func (p *pipeline) supersede() error {
+	p.rep.Superseded = p.superseded
+	p.env.Actions.Noticef("%s", plain(p.sec.Redact("This run is out of date and changed nothing: "+p.superseded+".")))
 	return nil
 }
 
@@ -319,40 +425,47 @@ func (p *pipeline) finish(ctx context.Context) {
 	}
 }
 
-// comment creates or updates the pull request's comment.
+// comment creates or updates the pull request's comment. A failure is a
+// warning: the deploy's own result stands.
 func (p *pipeline) comment(ctx context.Context) {
-	if !p.in.PRComment || p.ci.PullRequestNumber == 0 {
+	if !p.in.PRComment || p.ci.PullRequestNumber == 0 || p.superseded != "" {
 		return
 	}
 	a := p.env.Actions
-	if p.in.GitHubToken == "" {
-		a.Warningf("Not commenting on the pull request: github_token is empty (leave it at its default ${{ github.token }}, or set pr_comment: false).")
-		return
-	}
-	gh, err := report.NewGitHubClient(p.env.Getenv("GITHUB_API_URL"), p.in.GitHubToken, p.env.HTTPClient)
-	if err != nil {
-		a.Warningf("Not commenting on the pull request: %s", p.sec.Redact(err.Error()))
-		return
-	}
-	owner, repo, _ := strings.Cut(p.ci.RepoName, "/")
-	c := &report.Commenter{Client: gh, Owner: owner, Repo: repo}
-	key, err := filepath.Rel(p.workspaceOr("."), p.yamlPath)
-	if err != nil {
-		key = p.yamlPath
-	}
-	marker := report.Marker(filepath.ToSlash(key))
-	body := p.sec.Redact(p.rep.Comment(marker))
-	if p.commentID != 0 {
-		if err := c.Edit(ctx, p.commentID, body); err == nil {
-			return
+	if p.gh == nil {
+		if p.commenter == nil {
+			a.Warningf("Not commenting on the pull request: github_token is empty (leave it at its default ${{ github.token }}, or set pr_comment: false).")
+			p.commenter = &github.Commenter{}
 		}
-	}
-	id, err := c.Upsert(ctx, p.ci.PullRequestNumber, marker, body)
-	if err != nil {
-		a.Warningf("Could not write the pull request comment (the deploy itself is not affected): %s", p.sec.Redact(err.Error()))
 		return
 	}
-	p.commentID = id
+	if p.commenter == nil {
+		key, err := filepath.Rel(p.workspaceOr("."), p.yamlPath)
+		if err != nil {
+			key = p.yamlPath
+		}
+		runID, _ := strconv.ParseInt(p.ci.RunID, 10, 64)
+		attempt, _ := strconv.Atoi(p.ci.RunAttempt)
+		p.commenter = &github.Commenter{Client: p.gh, Number: p.ci.PullRequestNumber, Marker: github.Marker(filepath.ToSlash(key)),
+			Stamp: github.Stamp{Commit: p.ci.Commit.SHA, RunID: runID, RunAttempt: attempt, Written: p.now()}}
+	}
+	body := p.sec.Redact(p.rep.Comment(p.commenter.Trailer()))
+	err := p.commenter.Write(ctx, body)
+	var se *github.SupersededError
+	switch {
+	case errors.As(err, &se):
+		p.superseded = se.Error()
+		p.logf("Not updating the pull request comment: %s.", se.Error())
+	case err != nil:
+		a.Warningf("%s", plain(p.sec.Redact("Could not write the pull request comment (the deploy itself is not affected): "+err.Error())))
+	}
+}
+
+func (p *pipeline) now() time.Time {
+	if p.env.Now != nil {
+		return p.env.Now().UTC()
+	}
+	return time.Now().UTC()
 }
 
 func (p *pipeline) workspaceOr(def string) string {

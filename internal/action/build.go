@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types/registry"
@@ -96,17 +95,28 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 	for _, l := range locs {
 		if !l.NeedsBuild {
 			images[l.Name] = l.Image
-			p.rep.Locations = append(p.rep.Locations, report.Location{Name: l.Name, State: report.Pushed, Image: l.Image, Updated: time.Now().UTC()})
+			p.rep.Locations = append(p.rep.Locations, report.Location{Name: l.Name, State: report.Pushed, Image: l.Image, Updated: p.now()})
 			p.logf("Location %s uses the prebuilt image %s (it has no build section).", l.Name, l.Image)
 			continue
 		}
 		ref := l.Build.Registry + ":" + p.imageTag(l, shared(l))
 		images[l.Name] = ref
-		p.rep.Locations = append(p.rep.Locations, report.Location{Name: l.Name, State: report.Building, Image: ref, Updated: time.Now().UTC()})
+		p.rep.Locations = append(p.rep.Locations, report.Location{Name: l.Name, State: report.Building, Image: ref, Updated: p.now()})
 		toBuild = append(toBuild, l)
 	}
 	if len(toBuild) == 0 {
 		return images, nil
+	}
+	// Nothing outside the project is ever sent to a builder: every context
+	// and Dockerfile is checked before the first build.
+	paths := map[string]config.BuildPaths{}
+	for _, l := range toBuild {
+		bp, err := p.cfg.BuildPaths(l, p.projectDir, p.in.Dockerfile)
+		if err != nil {
+			p.failAll(toBuild)
+			return nil, err
+		}
+		paths[l.Name] = bp
 	}
 	p.comment(ctx)
 
@@ -153,6 +163,7 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 			return nil, err
 		}
 		p.sec.Add(creds.Secrets()...)
+		p.sec.AddPair(creds.Auth.Username, creds.Auth.Password)
 		if creds.Anonymous() {
 			p.logf("No credentials for registry %s: using it anonymously (set registry_username and registry_password, or log in with docker/login-action first).", host)
 		} else {
@@ -168,7 +179,7 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 	var failed []string
 	var errs []error
 	for _, l := range toBuild {
-		digest, err := p.buildOne(ctx, docker, l, images[l.Name], shared(l), auths)
+		digest, err := p.buildOne(ctx, docker, l, paths[l.Name], images[l.Name], shared(l), auths)
 		if err != nil {
 			p.rep.Set(l.Name, report.Failed, p.sec.Redact(err.Error()))
 			failed = append(failed, l.Name)
@@ -189,11 +200,11 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 	return images, nil
 }
 
-func (p *pipeline) buildOne(ctx context.Context, docker Docker, l config.Location, ref string, shared bool, auths map[string]registry.AuthConfig) (string, error) {
+func (p *pipeline) buildOne(ctx context.Context, docker Docker, l config.Location, paths config.BuildPaths, ref string, shared bool, auths map[string]registry.AuthConfig) (string, error) {
 	a := p.env.Actions
 	a.Group(fmt.Sprintf("Build %s → %s", l.Name, ref))
 	defer a.EndGroup()
-	spec := p.spec(l, ref, shared, auths)
+	spec := p.spec(l, paths, ref, shared, auths)
 	// The builder's errors name the reference and the context already.
 	if err := p.quoted(func() error { _, err := docker.Build(ctx, spec); return err }); err != nil {
 		return "", err
@@ -207,6 +218,7 @@ func (p *pipeline) buildOne(ctx context.Context, docker Docker, l config.Locatio
 	auth := auths[host]
 	if creds, err := p.resolver.Resolve(ctx, host); err == nil && !creds.Anonymous() {
 		p.sec.Add(creds.Secrets()...)
+		p.sec.AddPair(creds.Auth.Username, creds.Auth.Password)
 		auth = creds.Auth
 	}
 	var digest string
@@ -249,7 +261,7 @@ func (p *pipeline) quoted(f func() error) error {
 
 // spec is the build of one location: the action's build inputs with the
 // location's build section laid over them.
-func (p *pipeline) spec(l config.Location, ref string, shared bool, auths map[string]registry.AuthConfig) build.Spec {
+func (p *pipeline) spec(l config.Location, paths config.BuildPaths, ref string, shared bool, auths map[string]registry.AuthConfig) build.Spec {
 	b := l.Build
 	labels := map[string]string{
 		"org.opencontainers.image.source":   p.ci.RepoURL(),
@@ -273,8 +285,8 @@ func (p *pipeline) spec(l config.Location, ref string, shared bool, auths map[st
 		secrets[id] = []byte(v)
 	}
 	spec := build.Spec{
-		ContextDir: l.ContextDir(p.projectDir),
-		Dockerfile: orDefault(b.Dockerfile, p.in.Dockerfile),
+		ContextDir: paths.ContextDir,
+		Dockerfile: paths.Dockerfile,
 		Tags:       []string{ref},
 		Labels:     labels,
 		BuildArgs:  args,

@@ -2,6 +2,7 @@ package action
 
 import (
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -126,6 +127,30 @@ func ReadInputs(input, getenv func(string) string) (Inputs, error) {
 		return in, &InputError{"registry_username", "registry_username and registry_password go together: set both, or neither to use the Docker config's credentials (pull requests from forks get no secrets, so a password from a secret is empty there)"}
 	}
 	return in, nil
+}
+
+// Paths resolves project_dir against the workspace and
+// dagster_cloud_yaml_path against the project, and refuses either when it
+// leaves the workspace (after "..", absolute paths and symlinks): the
+// action reads and builds only what the checkout holds.
+func (in Inputs) Paths(workspace string) (projectDir, yamlPath string, err error) {
+	projectDir = in.ProjectDir
+	if !filepath.IsAbs(projectDir) && workspace != "" {
+		projectDir = filepath.Join(workspace, projectDir)
+	}
+	yamlPath = filepath.Join(projectDir, in.YAMLPath)
+	if filepath.IsAbs(in.YAMLPath) {
+		yamlPath = in.YAMLPath
+	}
+	if workspace == "" {
+		return projectDir, yamlPath, nil
+	}
+	for _, c := range []struct{ input, path string }{{"project_dir", projectDir}, {"dagster_cloud_yaml_path", yamlPath}} {
+		if err := config.Within(workspace, c.path); err != nil {
+			return "", "", &InputError{c.input, fmt.Sprintf("%s %s; it must name a place inside the repository checkout (GITHUB_WORKSPACE)", c.path, err)}
+		}
+	}
+	return projectDir, yamlPath, nil
 }
 
 // CheckDagster reports missing Dagster+ settings. It is separate from

@@ -26,6 +26,7 @@ type fakeDocker struct {
 	specs    []build.Spec
 	pushes   []string
 	buildErr error
+	pushErr  error
 	onBuild  func()
 }
 
@@ -41,6 +42,9 @@ func (f *fakeDocker) Login(context.Context, registry.AuthConfig, string) error {
 
 func (f *fakeDocker) Push(_ context.Context, ref string, _ registry.AuthConfig) (string, error) {
 	f.pushes = append(f.pushes, ref)
+	if f.pushErr != nil {
+		return "", f.pushErr
+	}
 	return "sha256:" + strings.Repeat("a", 64), nil
 }
 
@@ -51,6 +55,9 @@ type harness struct {
 	dagster *dagsteremu.Server
 	github  *githubemu.Server
 }
+
+// agentToken has the shape of a real Dagster+ agent token.
+const agentToken = "agent:acme:3f9a0c2e7b41d8a6c5e09f1b2d7a4c68"
 
 const yamlDoc = `defaults:
   build: {registry: r.example/acme/app, build_args: {A: from-yaml}}
@@ -66,7 +73,7 @@ locations:
 func newHarness(t *testing.T, inputs map[string]string) *harness {
 	t.Helper()
 	dir := t.TempDir()
-	h := &harness{docker: &fakeDocker{}, dagster: dagsteremu.New(dagsteremu.WithTokens("dg-token-1234")), github: githubemu.New("gh-token-1234", "bot")}
+	h := &harness{docker: &fakeDocker{}, dagster: dagsteremu.New(dagsteremu.WithTokens("dg-token-1234", agentToken)), github: githubemu.New("gh-token-1234", "bot")}
 	dsrv, gsrv := httptest.NewServer(h.dagster), httptest.NewServer(h.github)
 	t.Cleanup(dsrv.Close)
 	t.Cleanup(gsrv.Close)
@@ -197,7 +204,7 @@ func TestPipelineCancelled(t *testing.T) {
 	if err := h.run(ctx); err == nil || !strings.Contains(err.Error(), "cancelled") {
 		t.Fatalf("err = %v", err)
 	}
-	if c := h.comment(t); !strings.Contains(c, "Deploy failed:** the run was cancelled") {
+	if c := h.comment(t); !strings.Contains(c, "Deploy failed:** `the run was cancelled") {
 		t.Errorf("comment:\n%s", c)
 	}
 }

@@ -32,16 +32,27 @@ func (f *File) BuildPaths(l Location, root, defaultDockerfile string) (BuildPath
 	dirLine := orLine(l.Build.DirectoryLine, l.Line)
 	dir, err := resolveWithin(realRoot, root, l.Build.Directory)
 	if err != nil {
-		return BuildPaths{}, &Error{File: f.Path, Line: dirLine, Msg: fmt.Sprintf("location %q: build.directory %q %s", l.Name, l.Build.Directory, err)}
+		return BuildPaths{}, &Error{File: f.Path, Line: dirLine, Msg: fmt.Sprintf("location %q: build.directory %q %s; a build context must be inside the project directory", l.Name, l.Build.Directory, err)}
 	}
 	dockerfile, what := l.Build.Dockerfile, "build.dockerfile"
 	if dockerfile == "" {
 		dockerfile, what = defaultDockerfile, "the Dockerfile (the action's dockerfile input)"
 	}
 	if _, err := resolveWithin(realRoot, dir, dockerfile); err != nil {
-		return BuildPaths{}, &Error{File: f.Path, Line: orLine(l.Build.DockerfileLine, dirLine), Msg: fmt.Sprintf("location %q: %s %q %s", l.Name, what, dockerfile, err)}
+		return BuildPaths{}, &Error{File: f.Path, Line: orLine(l.Build.DockerfileLine, dirLine), Msg: fmt.Sprintf("location %q: %s %q %s; a Dockerfile must be inside the project directory", l.Name, what, dockerfile, err)}
 	}
 	return BuildPaths{ContextDir: dir, Dockerfile: dockerfile}, nil
+}
+
+// Within checks that path resolves (symlinks followed) to root or a place
+// under it; the error says where it resolves to.
+func Within(root, path string) error {
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return fmt.Errorf("cannot be checked: %w", err)
+	}
+	_, err = resolveWithin(realRoot, realRoot, path)
+	return err
 }
 
 func orLine(line, def int) int {
@@ -55,7 +66,7 @@ func orLine(line, def int) int {
 type errOutside struct{ real, root string }
 
 func (e *errOutside) Error() string {
-	return fmt.Sprintf("resolves to %s, outside the project directory %s; build contexts and Dockerfiles must be inside it (check for \"..\", an absolute path, or a symlink that points out of the repository)", e.real, e.root)
+	return fmt.Sprintf("resolves to %s, outside %s (check for \"..\", an absolute path, or a symlink that points out of the repository)", e.real, e.root)
 }
 
 // resolveWithin resolves p (relative to base, or absolute) with every

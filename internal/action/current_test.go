@@ -1,0 +1,122 @@
+package action
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/dagster"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/githubemu"
+)
+
+const (
+	ourSHA   = "ec26c3e57ca3a959ca5aad62de7213c562f8c821" // the fixtures' head
+	newerSHA = "1111111111111111111111111111111111111111"
+)
+
+// seedBranch puts the pull request's branch deployment in Dagster+ as an
+// earlier (or concurrent) run left it.
+func seedBranch(t *testing.T, h *harness, sha string, at time.Time, status string) {
+	t.Helper()
+	c := dagster.New(h.env["INPUT_DAGSTER_CLOUD_URL"], "dg-token-1234")
+	_, err := c.CreateOrUpdateBranchDeployment(context.Background(),
+		dagster.BranchData{RepoName: "Codertocat/Hello-World", BranchName: "changes", PullRequestStatus: status, PullRequestNumber: "2"},
+		dagster.Commit{CommitHash: sha, Timestamp: float64(at.Unix())}, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func branchCommit(t *testing.T, h *harness) (string, string) {
+	t.Helper()
+	for _, d := range h.dagster.Deployments() {
+		if d.BranchName == "changes" {
+			return d.Commit.CommitHash, d.PullRequestStatus
+		}
+	}
+	t.Fatal("no branch deployment")
+	return "", ""
+}
+
+func useEvent(t *testing.T, h *harness, name string) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "events", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, h.env["GITHUB_EVENT_PATH"], string(raw))
+}
+
+// TestNeverOlderOverNewer: a run whose commit is older than what the
+// branch deployment already shows changes nothing, unless GitHub says its
+// commit is the pull request's head (a force-push back to an older
+// commit); a closing run does not close a reopened pull request's
+// deployment, and a late run does not reopen a closed one.
+func TestNeverOlderOverNewer(t *testing.T) {
+	t.Parallel()
+	later := time.Now()
+	tests := []struct {
+		name       string
+		event      string
+		seedSHA    string
+		seedStatus string
+		pr         *githubemu.PullRequest // GitHub's view now; nil: none
+		noToken    bool
+		wantSHA    string
+		wantStatus string
+		superseded string // in the notice; "" when the run writes
+	}{
+		{"newer commit deployed, head moved on", "pull_request.opened.json", newerSHA, "OPEN", &githubemu.PullRequest{HeadSHA: newerSHA}, false, newerSHA, "OPEN", "is now at commit 111111111111, not this run's ec26c3e57ca3"},
+		{"newer commit deployed, but ours is the head (force-push back)", "pull_request.opened.json", newerSHA, "OPEN", &githubemu.PullRequest{HeadSHA: ourSHA}, false, ourSHA, "OPEN", ""},
+		{"newer commit deployed, no GitHub token", "pull_request.opened.json", newerSHA, "OPEN", nil, true, newerSHA, "OPEN", "with github_token, the action would ask GitHub"},
+		{"closed by a later run", "pull_request.opened.json", ourSHA, "CLOSED", &githubemu.PullRequest{HeadSHA: ourSHA, State: "closed"}, false, ourSHA, "CLOSED", "pull request #2 is closed"},
+		{"reopened after closing", "pull_request.opened.json", ourSHA, "CLOSED", &githubemu.PullRequest{HeadSHA: ourSHA}, false, ourSHA, "OPEN", ""},
+		{"same commit again", "pull_request.opened.json", ourSHA, "OPEN", nil, false, ourSHA, "OPEN", ""},
+		{"close after a reopen", "pull_request.closed.json", ourSHA, "OPEN", &githubemu.PullRequest{HeadSHA: ourSHA}, false, ourSHA, "OPEN", "pull request #2 is open again"},
+		{"close", "pull_request.closed.json", ourSHA, "OPEN", &githubemu.PullRequest{HeadSHA: ourSHA, State: "closed"}, false, ourSHA, "CLOSED", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			inputs := map[string]string{}
+			if tc.noToken {
+				inputs["github_token"] = ""
+			}
+			h := newHarness(t, inputs)
+			if tc.noToken {
+				delete(h.env, "INPUT_GITHUB_TOKEN")
+			}
+			useEvent(t, h, tc.event)
+			seedBranch(t, h, tc.seedSHA, later, tc.seedStatus)
+			if tc.pr != nil {
+				h.github.SetPullRequest("Codertocat", "Hello-World", 2, *tc.pr)
+			}
+			if err := h.run(context.Background()); err != nil {
+				t.Fatalf("%v\n%s", err, h.out.String())
+			}
+			sha, status := branchCommit(t, h)
+			if sha != tc.wantSHA || status != tc.wantStatus {
+				t.Errorf("branch deployment at %s %s, want %s %s", sha, status, tc.wantSHA, tc.wantStatus)
+			}
+			outputs := readFile(t, h.env["GITHUB_OUTPUT"])
+			if tc.superseded == "" {
+				if strings.Contains(outputs, "superseded") {
+					t.Errorf("status superseded:\n%s", outputs)
+				}
+				return
+			}
+			if !strings.Contains(h.out.String(), "::notice::This run is out of date and changed nothing") || !strings.Contains(h.out.String(), tc.superseded) {
+				t.Errorf("no notice saying %q:\n%s", tc.superseded, h.out.String())
+			}
+			if !strings.Contains(outputs, "status<<_GitHubActionsFileCommandDelimeter_\nsuperseded\n") {
+				t.Errorf("outputs:\n%s", outputs)
+			}
+			if n := len(h.github.Comments("Codertocat", "Hello-World", 2)); tc.event == "pull_request.closed.json" && n != 0 {
+				t.Errorf("a superseded close wrote %d comments", n)
+			}
+		})
+	}
+}
