@@ -145,9 +145,9 @@ func (in Inputs) Paths(workspace string) (projectDir, yamlPath string, err error
 	if workspace == "" {
 		return projectDir, yamlPath, nil
 	}
-	for _, c := range []struct{ input, path string }{{"project_dir", projectDir}, {"dagster_cloud_yaml_path", yamlPath}} {
+	for _, c := range []struct{ input, value, path string }{{"project_dir", in.ProjectDir, projectDir}, {"dagster_cloud_yaml_path", in.YAMLPath, yamlPath}} {
 		if err := config.Within(workspace, c.path); err != nil {
-			return "", "", &InputError{c.input, fmt.Sprintf("%s %s; it must name a place inside the repository checkout (GITHUB_WORKSPACE)", c.path, err)}
+			return "", "", &InputError{c.input, fmt.Sprintf("%q %s; it must name a place inside the repository checkout (GITHUB_WORKSPACE)", c.value, err)}
 		}
 	}
 	return projectDir, yamlPath, nil

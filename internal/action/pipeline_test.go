@@ -54,6 +54,7 @@ type harness struct {
 	docker  *fakeDocker
 	dagster *dagsteremu.Server
 	github  *githubemu.Server
+	now     func() time.Time // the run's clock and Dagster+ client's; nil: the real one
 }
 
 // agentToken has the shape of a real Dagster+ agent token.
@@ -109,12 +110,17 @@ func newHarness(t *testing.T, inputs map[string]string) *harness {
 
 func (h *harness) run(ctx context.Context) error {
 	getenv := func(k string) string { return h.env[k] }
+	opts := []dagster.Option{dagster.WithPollInterval(time.Millisecond)}
+	if h.now != nil {
+		opts = append(opts, dagster.WithClock(h.now), dagster.WithSleep(func(context.Context, time.Duration) error { return nil }))
+	}
 	return Run(ctx, Env{
 		Actions:        githubactions.New(githubactions.WithWriter(&h.out), githubactions.WithGetenv(getenv)),
 		Getenv:         getenv,
 		Log:            &h.out,
 		NewDocker:      func(context.Context, io.Writer) (Docker, error) { return h.docker, nil },
-		DagsterOptions: []dagster.Option{dagster.WithPollInterval(time.Millisecond)},
+		DagsterOptions: opts,
+		Now:            h.now,
 	})
 }
 
