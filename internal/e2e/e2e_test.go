@@ -1,3 +1,5 @@
+//go:build docker
+
 // Package e2e runs the built binary as GitHub runs a Docker action, against
 // a real dockerd, a real docker-registry and the API emulators.
 package e2e
@@ -16,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/report"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/github"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/dagsteremu"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/githubemu"
@@ -139,7 +141,7 @@ func assertNoSecrets(t *testing.T, s *scenario.Scenario, res *scenario.Result, s
 func ourComments(s *scenario.Scenario) []githubemu.Comment {
 	var out []githubemu.Comment
 	for _, c := range s.GitHub.Comments("Codertocat", "Hello-World", 2) {
-		if strings.Contains(c.Body, report.Marker("dagster_cloud.yaml")) {
+		if strings.Contains(c.Body, github.Marker("dagster_cloud.yaml")) {
 			out = append(out, c)
 		}
 	}

@@ -1,9 +1,11 @@
+//go:build docker
+
 package registryauth_test
 
 // End-to-end logins against the AWS, Google and GitHub OIDC emulators, each ending in a real
 // build and push through the shared test Docker daemon to a docker-registry whose htpasswd user
 // and password are what the emulator hands out. (An external test package: internal/build
-// imports registryauth.)
+// imports registryauth.) Built only with -tags docker; oidc_test.go is built without it too.
 
 import (
 	"context"
@@ -34,12 +36,6 @@ const (
 	serviceAccount  = "pusher@emu-project.iam.gserviceaccount.com"
 	wifProvider     = "projects/123456789/locations/global/workloadIdentityPools/github/providers/octo-org"
 )
-
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 func setenv(t *testing.T, env map[string]string) {
 	for k, v := range env {
@@ -351,19 +347,5 @@ func TestGCPWorkloadIdentityFederation(t *testing.T) {
 	}
 	for _, tok := range oidc.Issued() {
 		checkNoSecrets(t, err, tok.Value)
-	}
-}
-
-func TestGitHubIDToken(t *testing.T) {
-	t.Parallel()
-	if f := registryauth.GitHubIDToken(func(string) string { return "" }, nil); f != nil {
-		t.Error("GitHubIDToken without ACTIONS_ID_TOKEN_REQUEST_URL is not nil")
-	}
-	oidc := oidcemu.Start(t)
-	env := oidc.Env()
-	env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = "wrong"
-	f := registryauth.GitHubIDToken(func(k string) string { return env[k] }, nil)
-	if _, err := f(testCtx(t), "sts.amazonaws.com"); err == nil || !strings.Contains(err.Error(), "sts.amazonaws.com") {
-		t.Errorf("IDToken with a wrong request token: %v", err)
 	}
 }
