@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -365,6 +366,23 @@ func TestFailures(t *testing.T) {
 			builds: true,
 		},
 		{
+			// The worst case of a hostile pull request: a committed symlink
+			// that makes a build context of the runner's home.
+			name: "build context outside the workspace",
+			setup: func(t *testing.T, s *scenario.Scenario) {
+				home := t.TempDir()
+				writeFile(t, filepath.Join(home, "id_rsa"), "-----BEGIN OPENSSH PRIVATE KEY-----\n")
+				writeFile(t, filepath.Join(home, "Dockerfile"), "FROM scratch\nCOPY . /\n")
+				if err := os.RemoveAll(filepath.Join(s.Workspace, "ml_models")); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(home, filepath.Join(s.Workspace, "ml_models")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: []string{"file=dagster_cloud.yaml,line=15", `build.directory "./ml_models" resolves to`, "a build context must be inside the project directory"},
+		},
+		{
 			name:   "registry refuses the password",
 			inputs: map[string]string{"registry_password": "wrong-password-123"},
 			want:   []string{"refused the credentials", "registry_username"},
@@ -446,6 +464,51 @@ func TestFailures(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSIGTERMDuringBuild: a job cancelled mid-build (the runner sends
+// SIGTERM) ends promptly, pushes and deploys nothing, and leaves the
+// comment in a final state that says so.
+func TestSIGTERMDuringBuild(t *testing.T) {
+	s, _ := newScenario(t)
+	s.StopSignal = syscall.SIGTERM
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatalf("needs a static /bin/busybox (scripts/setup.sh installs it): %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(s.Workspace, "ml_models", "busybox"), bb, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(s.Workspace, "ml_models", "Dockerfile"), "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sleep\", \"300\"]\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second) // well into the sleep
+	defer cancel()
+	start := time.Now()
+	res := runAction(t, ctx, s, "pull_request", "pull_request.opened.json", nil, map[string]string{"location_names": "ml_models"})
+	if took := time.Since(start); took > 90*time.Second {
+		t.Errorf("the run took %s to end after SIGTERM", took)
+	}
+	if res.ExitCode == 0 {
+		t.Fatal("a cancelled run exited 0")
+	}
+	if !strings.Contains(res.Stdout, "::group::Build ml_models") {
+		t.Fatalf("the signal came before the build started; lengthen the wait:\n%s", res.Stdout)
+	}
+	comments := ourComments(s)
+	if len(comments) != 1 || !strings.Contains(comments[0].Body, "the run was cancelled") || strings.Contains(comments[0].Body, "⏳") {
+		t.Errorf("comment: %+v", comments)
+	}
+	if res.Outputs["status"] != "failed" {
+		t.Errorf("status = %q", res.Outputs["status"])
+	}
+	bg := context.Background()
+	if tags, _ := s.Registry.Tags(bg, "acme/quickstart"); len(tags) != 0 {
+		t.Errorf("pushed after SIGTERM: %v", tags)
+	}
+	for _, d := range s.Dagster.Deployments() {
+		if len(d.Locations) > 0 {
+			t.Errorf("deployed after SIGTERM: %+v", d)
+		}
 	}
 }
 

@@ -49,6 +49,10 @@ type Scenario struct {
 	GitHub     *githubemu.Server
 	GitHubURL  string // GITHUB_API_URL
 	RepoRoot   string
+	// StopSignal, when set, is what Run sends the binary when its context
+	// ends (as the runner sends SIGTERM to a cancelled job); else it is
+	// killed.
+	StopSignal os.Signal
 
 	closers []func()
 	events  int
@@ -291,6 +295,11 @@ func (s *Scenario) Run(ctx context.Context, binary, eventName, eventPath string,
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, binary)
+	if s.StopSignal != nil {
+		// As the runner cancels a job: a signal first, a kill later.
+		cmd.Cancel = func() error { return cmd.Process.Signal(s.StopSignal) }
+		cmd.WaitDelay = 90 * time.Second
+	}
 	cmd.Dir = s.Workspace
 	cmd.Env = append(s.env(layout{s.Workspace, eventPath, f.output, f.summary}, eventName, inputs),
 		"PATH="+os.Getenv("PATH"),
