@@ -247,7 +247,7 @@ func (p *pipeline) close(ctx context.Context) error {
 
 func (p *pipeline) deploy(ctx context.Context, locs []config.Location) error {
 	images, err := p.buildAll(ctx, locs)
-	if err != nil {
+	if err != nil || p.superseded != "" {
 		return err
 	}
 
@@ -370,6 +370,14 @@ func (p *pipeline) checkCurrent(ctx context.Context) error {
 // deployment and the comment to the newer run.
 func (p *pipeline) supersede() error {
 	p.rep.Superseded = p.superseded
+	// Rows of locations that were never built would say "building" forever.
+	kept := p.rep.Locations[:0]
+	for _, l := range p.rep.Locations {
+		if l.State != report.Building {
+			kept = append(kept, l)
+		}
+	}
+	p.rep.Locations = kept
 	p.env.Actions.Noticef("%s", plain(p.sec.Redact("This run is out of date and changed nothing: "+p.superseded+".")))
 	return nil
 }
@@ -455,7 +463,7 @@ func (p *pipeline) comment(ctx context.Context) {
 	switch {
 	case errors.As(err, &se):
 		p.superseded = se.Error()
-		p.logf("Not updating the pull request comment: %s.", se.Error())
+		_ = p.supersede()
 	case err != nil:
 		a.Warningf("%s", plain(p.sec.Redact("Could not write the pull request comment (the deploy itself is not affected): "+err.Error())))
 	}

@@ -118,7 +118,9 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 		}
 		paths[l.Name] = bp
 	}
-	p.comment(ctx)
+	if p.comment(ctx); p.superseded != "" {
+		return images, nil // a newer run of the pull request owns it: build nothing
+	}
 
 	newDocker := p.env.NewDocker
 	if newDocker == nil {

@@ -120,3 +120,23 @@ func TestNeverOlderOverNewer(t *testing.T) {
 		})
 	}
 }
+
+// TestNewerCommentStopsTheRun: a run that finds the comment already written
+// by a later run builds and deploys nothing.
+func TestNewerCommentStopsTheRun(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.github.AddComment("Codertocat", "Hello-World", 2, "bot", "newer\n<!-- dagster-branch-deploy-run: commit="+newerSHA+" run=10 attempt=1 written=2026-12-02T09:00:00Z -->\n<!-- dagster-branch-deploy:dagster_cloud.yaml -->\n")
+	if err := h.run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.docker.specs) != 0 || len(h.dagster.Deployments()) != 1 {
+		t.Errorf("built %d, deployments %d", len(h.docker.specs), len(h.dagster.Deployments()))
+	}
+	if !strings.Contains(readFile(t, h.env["GITHUB_OUTPUT"]), "\nsuperseded\n") || !strings.Contains(h.out.String(), "::notice::This run is out of date") {
+		t.Errorf("outputs:\n%s\nlog:\n%s", readFile(t, h.env["GITHUB_OUTPUT"]), h.out.String())
+	}
+	if c := h.comment(t); !strings.HasPrefix(c, "newer\n") {
+		t.Errorf("the newer run's comment was changed:\n%s", c)
+	}
+}

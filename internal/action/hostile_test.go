@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -135,6 +137,37 @@ func TestErrorBodiesThatEchoSecrets(t *testing.T) {
 		}
 		checkNoLeak(t, h, err, leaks)
 	})
+}
+
+// TestGitHubErrorEchoesToken: a GitHub error body that echoes the request's
+// Authorization header (raw or base64) shows up redacted in the warning.
+func TestGitHubErrorEchoesToken(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/comments") {
+			auth := r.Header.Get("Authorization")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			fmt.Fprintf(w, `{"message":"rejected request with %s (%s)"}`, auth, base64.StdEncoding.EncodeToString([]byte(auth)))
+			return
+		}
+		h.github.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	h.env["GITHUB_API_URL"] = srv.URL + "/api/v3"
+	if err := h.run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	log := h.out.String()
+	if !strings.Contains(log, "::warning::Could not write the pull request comment") || !strings.Contains(log, "rejected request with Bearer ***") {
+		t.Fatalf("no redacted warning:\n%s", log)
+	}
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.HasPrefix(line, "::add-mask::") && (strings.Contains(line, "gh-token-1234") || strings.Contains(line, base64.StdEncoding.EncodeToString([]byte("Bearer gh-token-1234")))) {
+			t.Errorf("the token leaks: %s", line)
+		}
+	}
 }
 
 func checkNoLeak(t *testing.T, h *harness, err error, leaks func(string) []string) {

@@ -66,13 +66,13 @@ func TestIdentity(t *testing.T) {
 func TestCommentKeepsOneAcrossPages(t *testing.T) {
 	t.Parallel()
 	emu := githubemu.New("ghs_job", bot)
-	emu.Seed("o", "r", 7, 250)
+	emu.Seed("o", "r", 7, 1000)
 	c := commenter(newClient(t, serve(t, emu, nil), "ghs_job"), 100, 1)
 	if err := c.Write(context.Background(), "first"); err != nil {
 		t.Fatal(err)
 	}
 	id := c.ID()
-	// A later run, with a fresh client, finds it on page 3.
+	// A later run, with a fresh client, finds it on page 11.
 	next := commenter(newClient(t, serve(t, emu, nil), "ghs_job"), 101, 1)
 	if err := next.Write(context.Background(), "second"); err != nil {
 		t.Fatal(err)
