@@ -66,12 +66,15 @@ func Run(ctx context.Context, env Env) error {
 	var gh *github.Client
 	if in.GitHubToken != "" {
 		if gh, err = github.New(env.Getenv("GITHUB_API_URL"), in.GitHubToken, env.Getenv("GITHUB_REPOSITORY"), env.HTTPClient); err != nil {
-			a.Warningf("%s", plain(sec.Redact("Not using the GitHub API (no commit metadata, pull request comment or state from it): "+err.Error())))
+			a.Warningf("%s", sec.Redact("Not using the GitHub API (no commit metadata, pull request comment or state from it): "+err.Error()))
 		}
 	}
 	ci, err := cicontext.FromGitHub(env.Getenv, projectDir, commitReader(ctx, a, gh))
 	if err != nil {
 		return fail(sec, err)
+	}
+	if in.PRComment && in.GitHubToken == "" && ci.PullRequestNumber != 0 {
+		a.Warningf("Not commenting on the pull request: github_token is empty (leave it at its default ${{ github.token }}, or set pr_comment: false).")
 	}
 	p := &pipeline{env: env, in: in, ci: ci, sec: sec, gh: gh, projectDir: projectDir, workspace: workspace, yamlPath: yamlPath}
 	p.rep = &report.Report{
@@ -378,7 +381,8 @@ func (p *pipeline) supersede() error {
 		}
 	}
 	p.rep.Locations = kept
-	p.env.Actions.Noticef("%s", plain(p.sec.Redact("This run is out of date and changed nothing: "+p.superseded+".")))
+	// Workflow command data is escaped by the toolkit; logf's escaping is for plain lines.
+	p.env.Actions.Noticef("%s", p.sec.Redact("This run is out of date and changed nothing: "+p.superseded+"."))
 	return nil
 }
 
@@ -436,15 +440,7 @@ func (p *pipeline) finish(ctx context.Context) {
 // comment creates or updates the pull request's comment. A failure is a
 // warning: the deploy's own result stands.
 func (p *pipeline) comment(ctx context.Context) {
-	if !p.in.PRComment || p.ci.PullRequestNumber == 0 || p.superseded != "" {
-		return
-	}
-	a := p.env.Actions
-	if p.gh == nil {
-		if p.commenter == nil {
-			a.Warningf("Not commenting on the pull request: github_token is empty (leave it at its default ${{ github.token }}, or set pr_comment: false).")
-			p.commenter = &github.Commenter{}
-		}
+	if !p.in.PRComment || p.ci.PullRequestNumber == 0 || p.superseded != "" || p.gh == nil {
 		return
 	}
 	if p.commenter == nil {
@@ -465,7 +461,7 @@ func (p *pipeline) comment(ctx context.Context) {
 		p.superseded = se.Error()
 		_ = p.supersede()
 	case err != nil:
-		a.Warningf("%s", plain(p.sec.Redact("Could not write the pull request comment (the deploy itself is not affected): "+err.Error())))
+		p.env.Actions.Warningf("%s", p.sec.Redact("Could not write the pull request comment (the deploy itself is not affected): "+err.Error()))
 	}
 }
 
