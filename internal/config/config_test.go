@@ -55,12 +55,6 @@ func TestParseErrors(t *testing.T) {
     code_source: {}
     build: {registry: r.example/a}
 `, []string{"f.yaml:3: location \"a\": code_source needs exactly one of"}},
-		{"missing registry", `locations:
-  - location_name: a
-    code_source: {package_name: a}
-    build:
-      directory: ./a
-`, []string{"f.yaml:5: location \"a\" has no `build.registry`"}},
 		{"registry with tag", `locations:
   - location_name: a
     code_source: {package_name: a}

@@ -22,8 +22,9 @@ type BuildPaths struct {
 // outside root: a build context is sent whole to the builder and ends up
 // in an image that is pushed, so a directory that points at the runner's
 // home would publish its SSH keys and Docker credentials. The error points
-// at the line of dagster_cloud.yaml that set the path. Symlinks inside the
-// context are not followed here or by the build; they are sent as links.
+// at the line (of dagster_cloud.yaml or dagster_branch_deploy.yaml) that
+// set the path. Symlinks inside the context are not followed here or by
+// the build; they are sent as links.
 func (f *File) BuildPaths(l Location, root, defaultDockerfile string) (BuildPaths, error) {
 	realRoot, err := filepath.EvalSymlinks(root)
 	if err != nil {
@@ -39,7 +40,11 @@ func (f *File) BuildPaths(l Location, root, defaultDockerfile string) (BuildPath
 		dockerfile, what = defaultDockerfile, "the Dockerfile (the action's dockerfile input)"
 	}
 	if _, err := resolveWithin(realRoot, dir, dockerfile); err != nil {
-		return BuildPaths{}, &Error{File: f.Path, Line: orLine(l.Build.DockerfileLine, dirLine), Msg: fmt.Sprintf("location %q: %s %q %s; a Dockerfile must be inside the project directory", l.Name, what, dockerfile, err)}
+		file, line := f.Path, orLine(l.Build.DockerfileLine, dirLine)
+		if l.Build.DockerfileFile != "" && l.Build.DockerfileLine > 0 {
+			file = l.Build.DockerfileFile // set in dagster_branch_deploy.yaml
+		}
+		return BuildPaths{}, &Error{File: file, Line: line, Msg: fmt.Sprintf("location %q: %s %q %s; a Dockerfile must be inside the project directory", l.Name, what, dockerfile, err)}
 	}
 	return BuildPaths{ContextDir: dir, Dockerfile: dockerfile}, nil
 }
