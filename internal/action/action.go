@@ -102,19 +102,25 @@ func Run(ctx context.Context, env Env) error {
 	return nil
 }
 
-// commitReader reads the deployed commit's metadata from the checkout, or
-// else from the GitHub API (the action's image has no git, and a checkout
-// may not hold the pull request's head).
+// commitReader reads the deployed commit's metadata from the checkout's
+// git repository (with go-git: the action's image has no git binary), with
+// no API call, or else, when the checkout does not hold the commit (a
+// shallow clone of another ref), from the GitHub API. The API's commit is
+// marked FromAPI: its author avatar is the one upstream sends, and
+// cicontext derives none for it.
 func commitReader(ctx context.Context, a *githubactions.Action, gh *github.Client) cicontext.GitLog {
 	return func(dir, sha string) (cicontext.Commit, error) {
-		c, err := cicontext.ReadGitLog(dir, sha)
-		if err == nil || gh == nil {
+		c, gitErr := cicontext.ReadGitLog(dir, sha)
+		if gitErr == nil || gh == nil {
+			return c, gitErr
+		}
+		c, err := gh.Commit(ctx, sha)
+		if err != nil {
+			a.Warningf("Commit %s: using the event's title and time, since neither git (%s) nor the GitHub API (%s) could tell its message", sha, gitErr, err)
 			return c, err
 		}
-		if c, err = gh.Commit(ctx, sha); err != nil {
-			a.Warningf("Commit %s: using the event's title and time, since neither git nor the GitHub API could tell its message: %s", sha, err)
-		}
-		return c, err
+		c.From = cicontext.FromAPI
+		return c, nil
 	}
 }
 
@@ -214,6 +220,14 @@ func (p *pipeline) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Build options that upstream's dagster_cloud.yaml schema forbids live
+	// in a file beside it, which upstream never reads.
+	bc, err := config.LoadBuildConfig(config.BuildConfigPath(p.yamlPath), cfg)
+	if err != nil {
+		return err
+	}
+	cfg.ApplyBuildConfig(bc)
+	p.warnAt(append(cfg.Warnings, bc.Warnings...))
 	p.cfg = cfg
 	locs, err := cfg.Select(p.in.LocationNames)
 	if err != nil {
@@ -239,7 +253,11 @@ func (p *pipeline) close(ctx context.Context) error {
 	if err := p.checkCurrent(ctx); err != nil || p.superseded != "" {
 		return err
 	}
-	dep, err := p.client.CreateOrUpdateBranchDeployment(ctx, p.branchData(), p.commit(), p.in.Deployment)
+	// baseDeploymentName is null, as upstream's close sends it (the prerun
+	// step's `dagster-cloud ci branch-deployment`, GitLab's
+	// `--mark-closed`): closing does not re-base the deployment, and
+	// Dagster+ keeps the base it has.
+	dep, err := p.client.CreateOrUpdateBranchDeployment(ctx, p.branchData(), p.commit(), "")
 	if err != nil {
 		return fmt.Errorf("marking the branch deployment %s: %w", p.ci.PullRequestStatus, err)
 	}
@@ -402,17 +420,36 @@ func (p *pipeline) branchData() dagster.BranchData {
 	}
 }
 
+// commit is the commit input of createOrUpdateBranchDeployment: the
+// message is the subject (git's %s, as upstream sends), the avatar the
+// commit author's or null (see cicontext).
+//
+// commitUrl differs from upstream on purpose, for the deploy only. No
+// upstream GitHub flow sends it: `ci init`/`ci branch-deployment` leave it
+// null (their GitHub context computes a .../tree/<sha> address but never
+// passes it on), `branch-deployment create-or-update` has no flag for it,
+// and dg omits the key. The deploy (OPEN) sends <repo>/commit/<sha> all the
+// same, because DeploymentCommitInput takes it and Dagster+ keeps it as the
+// deployment's latestCommit.commitUrl, the address of the commit that
+// Dagster+ can link to; it is a deliberate extra, not something upstream
+// does, and that the UI renders it as the commit's link is inferred from
+// the schema, not verified against Dagster+'s closed source. Marking the
+// deployment CLOSED or MERGED sends null, as upstream does.
 func (p *pipeline) commit() dagster.Commit {
 	c := p.ci.Commit
 	var ts float64
 	if !c.Timestamp.IsZero() {
 		ts = float64(c.Timestamp.Unix())
 	}
+	var url string
+	if p.ci.Mode != cicontext.ModeClose {
+		url = p.ci.RepoURL() + "/commit/" + c.SHA
+	}
 	return dagster.Commit{
 		CommitHash:      c.SHA,
 		Timestamp:       ts,
 		CommitMessage:   c.Title(),
-		CommitURL:       p.ci.RepoURL() + "/commit/" + c.SHA,
+		CommitURL:       url,
 		AuthorName:      c.AuthorName,
 		AuthorEmail:     c.AuthorEmail,
 		AuthorAvatarURL: c.AvatarURL,
@@ -463,6 +500,26 @@ func (p *pipeline) comment(ctx context.Context) {
 	case err != nil:
 		p.env.Actions.Warningf("%s", p.sec.Redact("Could not write the pull request comment (the deploy itself is not affected): "+err.Error()))
 	}
+}
+
+// warnAt prints warnings about files of the checkout as annotations at
+// their file and line.
+func (p *pipeline) warnAt(ws []*config.Error) {
+	for _, w := range ws {
+		fields := map[string]string{"file": filepath.ToSlash(p.relative(w.File))}
+		if w.Line > 0 {
+			fields["line"] = strconv.Itoa(w.Line)
+		}
+		p.env.Actions.WithFieldsMap(fields).Warningf("%s", p.sec.Redact(w.Msg))
+	}
+}
+
+// relative is path relative to the workspace when it is inside it.
+func (p *pipeline) relative(path string) string {
+	if rel, err := filepath.Rel(p.workspaceOr("."), path); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return path
 }
 
 func (p *pipeline) now() time.Time {

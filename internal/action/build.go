@@ -83,6 +83,11 @@ func sanitizeTag(s string) string {
 // image reference of each location. If any location fails, it returns an
 // error naming all that failed, and nothing should be deployed.
 func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[string]string, error) {
+	for _, l := range locs {
+		if err := p.cfg.CheckBuildable(l); err != nil {
+			return nil, err
+		}
+	}
 	images := map[string]string{}
 	perRegistry := map[string]int{}
 	for _, l := range locs {

@@ -114,7 +114,10 @@ func ReadInputs(input, getenv func(string) string) (Inputs, error) {
 	if in.PRComment, err = parseBool("pr_comment", get("pr_comment", "", "true")); err != nil {
 		return in, err
 	}
-	if in.LocationLoadTimeout, err = parseSeconds("location_load_timeout", get("location_load_timeout", "", "600")); err != nil {
+	// The waits default as upstream's: 3600 s for the locations to load
+	// (dagster-cloud's DEFAULT_LOCATION_LOAD_TIMEOUT), 120 s for a running
+	// agent (`ci deploy`'s default for Hybrid).
+	if in.LocationLoadTimeout, err = parseSeconds("location_load_timeout", get("location_load_timeout", "", "3600")); err != nil {
 		return in, err
 	}
 	if in.AgentHeartbeatTimeout, err = parseSeconds("agent_heartbeat_timeout", get("agent_heartbeat_timeout", "", "120")); err != nil {

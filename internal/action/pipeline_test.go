@@ -223,3 +223,66 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// TestBuildConfigFile: build options in dagster_branch_deploy.yaml (which
+// upstream's dagster-cloud never reads) apply per location; the same keys
+// in dagster_cloud.yaml still work, with a deprecation warning at their line.
+func TestBuildConfigFile(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	if err := h.run(context.Background()); err != nil {
+		t.Fatalf("%v\n%s", err, h.out.String())
+	}
+	for _, want := range []string{
+		"::warning file=dagster_cloud.yaml,line=2::`defaults.build.build_args` in dagster_cloud.yaml is deprecated",
+		"::warning file=dagster_cloud.yaml,line=6::`build.dockerfile` in dagster_cloud.yaml is deprecated",
+	} {
+		if !strings.Contains(h.out.String(), want) {
+			t.Errorf("no warning %q in:\n%s", want, h.out.String())
+		}
+	}
+
+	h = newHarness(t, nil)
+	ws := h.env["GITHUB_WORKSPACE"]
+	writeTestFile(t, filepath.Join(ws, "dagster_cloud.yaml"), `defaults:
+  build: {registry: r.example/acme/app}
+locations:
+  - location_name: etl
+    code_source: {package_name: etl}
+    build: {directory: ./etl}
+  - location_name: ml
+    code_source: {package_name: ml}
+    build: {directory: ./ml}
+`)
+	writeTestFile(t, filepath.Join(ws, "dagster_branch_deploy.yaml"), `defaults:
+  build_args: {A: from-file}
+  cache: false
+locations:
+  etl:
+    dockerfile: docker/Dockerfile
+    target: runtime
+    cache: true
+`)
+	if err := h.run(context.Background()); err != nil {
+		t.Fatalf("%v\n%s", err, h.out.String())
+	}
+	if strings.Contains(h.out.String(), "::warning file=") {
+		t.Errorf("warnings:\n%s", h.out.String())
+	}
+	etl, ml := h.docker.specs[0], h.docker.specs[1]
+	if etl.Dockerfile != "docker/Dockerfile" || etl.Target != "runtime" || etl.BuildArgs["A"] != "from-file" || !etl.InlineCache {
+		t.Errorf("etl = %+v", etl)
+	}
+	if ml.Dockerfile != "Dockerfile" || ml.Target != "" || ml.InlineCache || ml.BuildArgs["A"] != "from-file" {
+		t.Errorf("ml = %+v", ml)
+	}
+
+	// A location the file does not define is an error at its line.
+	h = newHarness(t, nil)
+	writeTestFile(t, filepath.Join(h.env["GITHUB_WORKSPACE"], "dagster_branch_deploy.yaml"), "locations:\n  etl: {}\n  nope: {target: x}\n")
+	err := h.run(context.Background())
+	var ae *Error
+	if !errors.As(err, &ae) || !strings.HasSuffix(ae.File, "dagster_branch_deploy.yaml") || ae.Line != 3 {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -38,13 +38,35 @@ const (
 
 // Commit is the metadata of the commit being deployed.
 type Commit struct {
-	SHA         string
-	Timestamp   time.Time
+	SHA       string
+	Timestamp time.Time
+	// Message is the whole commit message, without surrounding white
+	// space; Title is its subject.
 	Message     string
 	AuthorName  string
 	AuthorEmail string
-	AvatarURL   string
+	// AvatarURL is the avatar of the commit's author on GitHub, or ""
+	// when it is not known (sent as null, as upstream does without a
+	// token).
+	AvatarURL string
+	// From says where the metadata came from: FromEvent, FromGit or
+	// FromAPI ("" is taken as FromGit for a GitLog's answer).
+	From string
 }
+
+// Where a Commit's metadata came from.
+const (
+	// FromEvent: the webhook payload (the pull request's title, time and
+	// opener, or a push's head_commit), when neither git nor the API
+	// could tell.
+	FromEvent = "event"
+	// FromGit: the checkout's git repository (ReadGitLog), as upstream's
+	// `git log -1`. Git knows no avatars.
+	FromGit = "git"
+	// FromAPI: the GitHub API's commit, whose author avatar is right (or
+	// absent, when the author has no GitHub account).
+	FromAPI = "api"
+)
 
 // Context is everything the pipeline needs from the CI system.
 type Context struct {
@@ -64,6 +86,11 @@ type Context struct {
 
 	RunID      string
 	RunAttempt string
+
+	// eventAuthorAvatar is the event's avatar when the event's user is
+	// demonstrably the deployed commit's author (a push whose head_commit
+	// names the sender as its author), else "".
+	eventAuthorAvatar string
 }
 
 // RepoURL is the repository's web address.
@@ -84,16 +111,27 @@ func (c *Context) RunURL() string {
 	return c.RepoURL() + "/actions/runs/" + c.RunID
 }
 
-// GitLog reads a commit's metadata from a git checkout. It returns an error
-// when the directory is no checkout or the commit is absent (a shallow clone
-// of another ref).
+// GitLog reads a commit's metadata from a git checkout (ReadGitLog), or
+// from elsewhere when it sets Commit.From (FromAPI: the GitHub API). It
+// returns an error when the directory is no checkout or the commit is
+// absent (a shallow clone of another ref); the event's values then stay.
 type GitLog func(dir, sha string) (Commit, error)
 
 // Supported lists, for error messages, what the action handles.
 const Supported = "pull_request (opened, synchronize, reopened, ready_for_review, closed), push to the default branch, and workflow_dispatch"
 
 // FromGitHub reads the GitHub Actions context. getenv is os.Getenv in
-// production; workspace is the checkout used for `git log` (may be "").
+// production; workspace is the checkout gitLog reads (may be "").
+//
+// The commit's avatar: the API's author avatar when gitLog's commit came
+// from the API (FromAPI), whatever it is. For a commit read from git,
+// whose author has no avatar there: the avatar a GitHub noreply author
+// email names (NoreplyAvatarURL), else the event's avatar when the event's
+// user is demonstrably the author (a push whose head_commit is the
+// deployed commit and names the sender's login as its author's username;
+// never a pull request's opener), else none. Without git and the API, a
+// push uses the same rule with head_commit's author email, and a pull
+// request, described by its title and opener, the opener's avatar.
 func FromGitHub(getenv func(string) string, workspace string, gitLog GitLog) (*Context, error) {
 	eventName := getenv("GITHUB_EVENT_NAME")
 	if eventName == "" {
@@ -131,7 +169,7 @@ func FromGitHub(getenv func(string) string, workspace string, gitLog GitLog) (*C
 	case "workflow_dispatch":
 		c.Mode = ModeFull
 		c.Branch = orDefault(strings.TrimPrefix(ev.Ref, "refs/heads/"), getenv("GITHUB_REF_NAME"))
-		c.Commit = Commit{SHA: getenv("GITHUB_SHA"), AuthorName: ev.Sender.Login, AvatarURL: ev.Sender.AvatarURL}
+		c.Commit = Commit{SHA: getenv("GITHUB_SHA"), AuthorName: ev.Sender.Login, AvatarURL: ev.Sender.AvatarURL, From: FromEvent}
 		switch def := ev.Repository.DefaultBranch; {
 		case c.Commit.SHA == "":
 			err = errors.New("GITHUB_SHA is not set for this workflow_dispatch run")
@@ -150,16 +188,56 @@ func FromGitHub(getenv func(string) string, workspace string, gitLog GitLog) (*C
 		return nil, fmt.Errorf("the event payload %s: %w", path, err)
 	}
 
-	// The commit's own metadata comes from the checkout when it has the commit,
-	// else the payload's values stay.
+	// The commit's own metadata comes from the checkout when it has the
+	// commit (or from the API, as gitLog decides), else the payload's
+	// values stay.
 	if gitLog != nil && workspace != "" && c.Commit.SHA != "" {
 		if gc, err := gitLog(workspace, c.Commit.SHA); err == nil {
-			avatar := c.Commit.AvatarURL
+			if gc.From == "" {
+				gc.From = FromGit
+			}
+			if gc.From != FromAPI && gc.AvatarURL == "" {
+				gc.AvatarURL = c.authorAvatar(gc.AuthorEmail)
+			}
 			c.Commit = gc
-			c.Commit.AvatarURL = avatar
 		}
 	}
 	return c, nil
+}
+
+// authorAvatar is the avatar of the author of the deployed commit, known
+// without the API: from a GitHub noreply email, else the event's avatar
+// when the event's user is demonstrably the author, else "". Upstream
+// sends the API's avatar of the commit's author, or null; the avatar of
+// whoever opened the pull request or pushed is not the author's.
+func (c *Context) authorAvatar(email string) string {
+	return orDefault(NoreplyAvatarURL(email), c.eventAuthorAvatar)
+}
+
+var (
+	// <id>+<login>@users.noreply.github.com, GitHub's noreply address
+	// since July 2017 (bots' logins end in [bot]).
+	noreplyWithID = regexp.MustCompile(`^([1-9][0-9]*)\+[A-Za-z0-9][A-Za-z0-9-]*(\[bot\])?$`)
+	// <login>@users.noreply.github.com, the older form.
+	noreplyLogin = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]*$`)
+)
+
+// NoreplyAvatarURL is the GitHub avatar of the owner of a GitHub noreply
+// email address: https://avatars.githubusercontent.com/u/<id>?v=4 for
+// <id>+<login>@users.noreply.github.com, https://github.com/<login>.png
+// for <login>@users.noreply.github.com, and "" for any other address.
+func NoreplyAvatarURL(email string) string {
+	local, domain, ok := strings.Cut(strings.TrimSpace(email), "@")
+	if !ok || !strings.EqualFold(domain, "users.noreply.github.com") {
+		return ""
+	}
+	if m := noreplyWithID.FindStringSubmatch(local); m != nil {
+		return "https://avatars.githubusercontent.com/u/" + m[1] + "?v=4"
+	}
+	if noreplyLogin.MatchString(local) {
+		return "https://github.com/" + local + ".png"
+	}
+	return ""
 }
 
 var (
@@ -220,12 +298,18 @@ func (c *Context) fromPullRequest(ev *event) error {
 	c.PullRequestURL = pr.HTMLURL
 	updated, _ := time.Parse(time.RFC3339, pr.UpdatedAt)
 	// head.sha, never GITHUB_SHA: that is the merge commit of refs/pull/N/merge.
+	// Without git and the API, the commit is described by the pull
+	// request: its title, its last update and its opener, with the
+	// opener's avatar (consistent with that author name). When git or the
+	// API tells the commit, the opener's avatar is not kept: the opener
+	// need not be the commit's author.
 	c.Commit = Commit{
 		SHA:        pr.Head.SHA,
 		Timestamp:  updated,
 		Message:    pr.Title,
 		AuthorName: pr.User.Login,
 		AvatarURL:  pr.User.AvatarURL,
+		From:       FromEvent,
 	}
 	return nil
 }
@@ -248,22 +332,44 @@ func (c *Context) fromPush(ev *event, getenv func(string) string) error {
 	c.Mode = ModeFull
 	c.Branch = branch
 	sha := orDefault(ev.After, getenv("GITHUB_SHA"))
-	c.Commit = Commit{SHA: sha, AvatarURL: ev.Sender.AvatarURL, AuthorName: ev.Sender.Login}
+	c.Commit = Commit{SHA: sha, AvatarURL: ev.Sender.AvatarURL, AuthorName: ev.Sender.Login, From: FromEvent}
 	if hc := ev.HeadCommit; hc != nil {
+		// The pusher is the author only when head_commit says so: its
+		// author's GitHub username is the sender's login.
+		if hc.ID == sha && hc.Author.Username != "" && strings.EqualFold(hc.Author.Username, ev.Sender.Login) {
+			c.eventAuthorAvatar = ev.Sender.AvatarURL
+		}
 		ts, _ := time.Parse(time.RFC3339, hc.Timestamp)
 		c.Commit.Timestamp = ts
-		c.Commit.Message = hc.Message
+		c.Commit.Message = strings.TrimSpace(hc.Message)
 		c.Commit.AuthorName = orDefault(hc.Author.Name, c.Commit.AuthorName)
 		c.Commit.AuthorEmail = hc.Author.Email
+		c.Commit.AvatarURL = c.authorAvatar(hc.Author.Email)
 	}
 	return nil
 }
 
-// Title is the first line of the commit message.
+// Title is the commit's subject, what git's %s gives and upstream sends as
+// the commit message: the message's first paragraph (after any blank
+// lines), its lines joined by single spaces, each without trailing white
+// space; then trimmed, as upstream strips git's output.
 func (c Commit) Title() string {
-	t, _, _ := strings.Cut(c.Message, "\n")
-	return t
+	lines := strings.Split(c.Message, "\n")
+	i := 0
+	for i < len(lines) && isBlankLine(lines[i]) {
+		i++
+	}
+	var subject []string
+	for ; i < len(lines) && !isBlankLine(lines[i]); i++ {
+		subject = append(subject, strings.TrimRight(lines[i], gitSpace))
+	}
+	return strings.TrimSpace(strings.Join(subject, " "))
 }
+
+// gitSpace is what git's isspace() takes for white space.
+const gitSpace = " \t\r\n"
+
+func isBlankLine(s string) bool { return strings.Trim(s, gitSpace) == "" }
 
 // Short is the commit SHA cut to n characters.
 func (c Commit) Short(n int) string {
@@ -308,11 +414,13 @@ type event struct {
 		} `json:"head"`
 	} `json:"pull_request"`
 	HeadCommit *struct {
+		ID        string `json:"id"`
 		Message   string `json:"message"`
 		Timestamp string `json:"timestamp"`
 		Author    struct {
-			Name  string `json:"name"`
-			Email string `json:"email"`
+			Name     string `json:"name"`
+			Email    string `json:"email"`
+			Username string `json:"username"` // the author's GitHub login, when GitHub knows the email
 		} `json:"author"`
 	} `json:"head_commit"`
 	Repository struct {

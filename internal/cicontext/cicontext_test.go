@@ -3,7 +3,6 @@ package cicontext
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -183,11 +182,13 @@ func TestGitLogPreferredOverPayload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Commit.Message != "from git" || c.Commit.AuthorEmail != "jane@example.com" || !c.Commit.Timestamp.Equal(want.Timestamp) {
+	if c.Commit.Message != "from git" || c.Commit.AuthorEmail != "jane@example.com" || !c.Commit.Timestamp.Equal(want.Timestamp) || c.Commit.From != FromGit {
 		t.Errorf("commit = %+v", c.Commit)
 	}
-	if c.Commit.AvatarURL == "" {
-		t.Error("avatar from the event was dropped")
+	// The pull request's opener need not be the commit's author: their
+	// avatar is not the author's.
+	if c.Commit.AvatarURL != "" {
+		t.Errorf("avatar = %q, want none (null, as upstream without a token)", c.Commit.AvatarURL)
 	}
 
 	// A checkout without the commit keeps the payload's metadata.
@@ -197,39 +198,125 @@ func TestGitLogPreferredOverPayload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Commit.Message != "Update the README with new information." {
-		t.Errorf("message = %q", c.Commit.Message)
+	if c.Commit.Message != "Update the README with new information." || c.Commit.From != FromEvent ||
+		c.Commit.AvatarURL != "https://avatars1.githubusercontent.com/u/21031067?v=4" {
+		t.Errorf("commit = %+v", c.Commit)
 	}
 }
 
-func TestReadGitLog(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Fatal("git is not installed (apt-get install git): ", err)
+// TestCommitAvatar: the avatar sent is the commit author's, as upstream's
+// (the API's author avatar, or null), never the pull request opener's or
+// the pusher's unless they are demonstrably the author.
+func TestCommitAvatar(t *testing.T) {
+	t.Parallel()
+	const (
+		senderAvatar = "https://avatars1.githubusercontent.com/u/21031067?v=4" // Codertocat in the fixtures
+		apiAvatar    = "https://avatars.githubusercontent.com/u/583231?v=4"
+	)
+	pushSHA := "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
+	pushByOther := func(t *testing.T) string {
+		return editedFixture(t, "push.default-branch.json", `"username": "Codertocat"
+    },
+    "committer"`, `"username": "octocat"
+    },
+    "committer"`)
 	}
-	dir := t.TempDir()
-	run := func(args ...string) string {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_DATE=@1700000000 +0000", "GIT_COMMITTER_DATE=@1700000000 +0000",
-			"GIT_AUTHOR_NAME=Jane Doe", "GIT_AUTHOR_EMAIL=jane@example.com", "GIT_COMMITTER_NAME=Jane Doe", "GIT_COMMITTER_EMAIL=jane@example.com")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
+	git := func(email string) GitLog {
+		return func(_, sha string) (Commit, error) {
+			return Commit{SHA: sha, AuthorName: "Jane", AuthorEmail: email, Message: "m", From: FromGit}, nil
 		}
-		return strings.TrimSpace(string(out))
 	}
-	run("init", "-q")
-	run("commit", "-q", "--allow-empty", "-m", "Add assets\n\nLonger body.")
-	sha := run("rev-parse", "HEAD")
-	c, err := ReadGitLog(dir, sha)
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name, event string
+		path        func(t *testing.T) string
+		gitLog      GitLog
+		want        string
+	}{
+		{"PR, git, plain email: null", "pull_request", func(*testing.T) string { return fixture("pull_request.opened.json") },
+			git("jane@example.com"), ""},
+		{"PR, git, noreply email with id", "pull_request", func(*testing.T) string { return fixture("pull_request.opened.json") },
+			git("583231+octocat@users.noreply.github.com"), "https://avatars.githubusercontent.com/u/583231?v=4"},
+		{"PR, git, old noreply email", "pull_request", func(*testing.T) string { return fixture("pull_request.opened.json") },
+			git("octocat@users.noreply.github.com"), "https://github.com/octocat.png"},
+		{"PR, API avatar", "pull_request", func(*testing.T) string { return fixture("pull_request.opened.json") },
+			func(_, sha string) (Commit, error) {
+				return Commit{SHA: sha, AuthorEmail: "jane@example.com", AvatarURL: apiAvatar, From: FromAPI}, nil
+			}, apiAvatar},
+		{"PR, API without an author account: null, no guess", "pull_request", func(*testing.T) string { return fixture("pull_request.opened.json") },
+			func(_, sha string) (Commit, error) {
+				return Commit{SHA: sha, AuthorEmail: "583231+octocat@users.noreply.github.com", From: FromAPI}, nil
+			}, ""},
+		{"PR, event only: the opener, who is the author named", "pull_request", func(*testing.T) string { return fixture("pull_request.opened.json") },
+			nil, senderAvatar},
+		{"push by the author, git, plain email: the sender's", "push", func(*testing.T) string { return fixture("push.default-branch.json") },
+			git("jane@example.com"), senderAvatar},
+		{"push by the author, git, noreply email: from the email", "push", func(*testing.T) string { return fixture("push.default-branch.json") },
+			git("1+someone@users.noreply.github.com"), "https://avatars.githubusercontent.com/u/1?v=4"},
+		{"push by another user, git, plain email: null", "push", pushByOther, git("jane@example.com"), ""},
+		{"push by another user, event only: from head_commit's noreply email", "push", pushByOther, nil,
+			"https://avatars.githubusercontent.com/u/21031067?v=4"},
+		{"workflow_dispatch, git: not the sender's", "workflow_dispatch", func(*testing.T) string { return fixture("push.default-branch.json") },
+			git("jane@example.com"), ""},
 	}
-	if c.SHA != sha || c.AuthorName != "Jane Doe" || c.AuthorEmail != "jane@example.com" || c.Timestamp.Unix() != 1700000000 || c.Title() != "Add assets" {
-		t.Errorf("commit = %+v", c)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := FromGitHub(env(tc.event, tc.path(t)), "/ws", tc.gitLog)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Commit.AvatarURL != tc.want {
+				t.Errorf("avatar = %q, want %q (commit %+v)", c.Commit.AvatarURL, tc.want, c.Commit)
+			}
+			if tc.event == "push" && c.Commit.SHA != pushSHA {
+				t.Errorf("sha = %s", c.Commit.SHA)
+			}
+		})
 	}
-	if _, err := ReadGitLog(dir, headSHA); err == nil {
-		t.Error("expected an error for a commit that is not in the checkout")
+}
+
+func TestNoreplyAvatarURL(t *testing.T) {
+	t.Parallel()
+	for email, want := range map[string]string{
+		"21031067+Codertocat@users.noreply.github.com":      "https://avatars.githubusercontent.com/u/21031067?v=4",
+		"21031067+Codertocat@Users.NoReply.GitHub.com":      "https://avatars.githubusercontent.com/u/21031067?v=4",
+		"49699333+dependabot[bot]@users.noreply.github.com": "https://avatars.githubusercontent.com/u/49699333?v=4",
+		"octocat@users.noreply.github.com":                  "https://github.com/octocat.png",
+		"mona-lisa@users.noreply.github.com":                "https://github.com/mona-lisa.png",
+		"jane@example.com":                                  "",
+		"":                                                  "",
+		"octocat@users.noreply.github.com.evil.example":     "",
+		"octocat@noreply.github.com":                        "",
+		"x/../y@users.noreply.github.com":                   "",
+		"+octocat@users.noreply.github.com":                 "",
+		"12+@users.noreply.github.com":                      "",
+		"-octocat@users.noreply.github.com":                 "",
+		"octo cat@users.noreply.github.com":                 "",
+	} {
+		if got := NoreplyAvatarURL(email); got != want {
+			t.Errorf("NoreplyAvatarURL(%q) = %q, want %q", email, got, want)
+		}
+	}
+}
+
+// TestTitle: Title is git's %s (the first paragraph, its lines joined by
+// spaces), stripped as upstream strips git's output.
+func TestTitle(t *testing.T) {
+	t.Parallel()
+	for msg, want := range map[string]string{
+		"Add assets":                                    "Add assets",
+		"Add assets\n\nLonger body.":                    "Add assets",
+		"Add assets\nand sensors\n\nBody":               "Add assets and sensors",
+		"Fix the loader  \r\n  for windows\r\n\r\nBody": "Fix the loader   for windows",
+		"\n\n  \nSubject after blank lines\n\nBody":     "Subject after blank lines",
+		"Subject\n \t \nBody":                           "Subject",
+		"  Indented subject":                            "Indented subject",
+		"":                                              "",
+		"Merge pull request #7 from o/b\n\nFeature":     "Merge pull request #7 from o/b",
+	} {
+		if got := (Commit{Message: msg}).Title(); got != want {
+			t.Errorf("Title(%q) = %q, want %q", msg, got, want)
+		}
 	}
 }
 
@@ -266,22 +353,5 @@ func TestHostileIdentifiers(t *testing.T) {
 	path := editedFixture(t, "pull_request.opened.json", `"sha": "`+headSHA+`"`, `"sha": "`+sha256+`"`)
 	if c, err := FromGitHub(env("pull_request", path), "", nil); err != nil || c.Commit.SHA != sha256 {
 		t.Errorf("SHA-256 commit: %v, %+v", err, c)
-	}
-}
-
-// TestReadGitLogTakesNoOptions: even unchecked, a value that looks like an
-// option is taken as a revision by git.
-func TestReadGitLogTakesNoOptions(t *testing.T) {
-	t.Parallel()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
-	dir := t.TempDir()
-	out := filepath.Join(dir, "written")
-	if _, err := ReadGitLog(dir, "--output="+out); err == nil {
-		t.Fatal("git log accepted an option as a revision")
-	}
-	if _, err := os.Stat(out); err == nil {
-		t.Fatal("git took the revision for --output and wrote a file")
 	}
 }

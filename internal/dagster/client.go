@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -226,13 +225,6 @@ func (c *Client) graphQLURL(deployment string) string {
 	return c.baseURL + "/" + deployment + "/graphql"
 }
 
-// response is the envelope of a GraphQL response.
-type response struct {
-	Data        json.RawMessage   `json:"data"`
-	Errors      []json.RawMessage `json:"errors"`
-	Maintenance *maintenance      `json:"maintenance"`
-}
-
 type maintenance struct {
 	Message       string   `json:"message"`
 	Timeout       *float64 `json:"timeout"`
@@ -311,16 +303,19 @@ func maintenanceMessage(m string) string {
 }
 
 // timeout is how long to keep retrying since the first attempt: the body's
-// timeout capped at MaxMaintenanceWait, or DefaultMaintenanceWait.
+// timeout capped at MaxMaintenanceWait, or DefaultMaintenanceWait when the
+// body gives none, 0 (the dagster-cloud CLI takes 0 for unset: `timeout or
+// DEFAULT_MAINTENANCE_TIMEOUT`) or a negative number.
 func (e *maintenanceError) timeout() time.Duration {
-	if e.m.Timeout == nil || *e.m.Timeout < 0 {
+	if e.m.Timeout == nil || *e.m.Timeout <= 0 {
 		return DefaultMaintenanceWait
 	}
 	return secondsDuration(*e.m.Timeout, MaxMaintenanceWait)
 }
 
 // interval is the sleep between maintenance retries, capped at
-// MaxMaintenanceRetryInterval.
+// MaxMaintenanceRetryInterval; 0, a negative or no retry_interval means
+// the default 30 s, as in the CLI.
 func (e *maintenanceError) interval() time.Duration {
 	if e.m.RetryInterval == nil || *e.m.RetryInterval <= 0 {
 		return defaultMaintenanceInterval
@@ -415,7 +410,8 @@ func retryReason(err error) string {
 //  2. without errors/data/maintenance, a retryable status is retried, any
 //     other status is an *HTTPError;
 //  3. a maintenance body is reported as *maintenanceError;
-//  4. an "errors" array is a *GraphQLError, never retried;
+//  4. an "errors" key is a *GraphQLError, never retried, whatever its value
+//     ([], null or not a list too: the CLI fails on `"errors" in result`);
 //  5. otherwise "data" is returned, whatever the HTTP status.
 func (c *Client) attempt(ctx context.Context, endpoint, deployment, operation string, body []byte, mutation bool) (json.RawMessage, error) {
 	actx, cancel := context.WithTimeout(ctx, c.requestTimeout)
@@ -454,15 +450,13 @@ func (c *Client) attempt(ctx context.Context, endpoint, deployment, operation st
 	}
 
 	raw = c.redactBytes(raw)
-	var env response
-	var probe map[string]json.RawMessage
-	if json.Unmarshal(raw, &probe) == nil {
-		// A JSON object: decode the envelope fields we know.
-		_ = json.Unmarshal(raw, &env)
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(raw, &fields) != nil {
+		fields = nil // not a JSON object: as {}
 	}
-	_, hasData := probe["data"]
-	_, hasErrors := probe["errors"]
-	_, hasMaintenance := probe["maintenance"]
+	data, hasData := fields["data"]
+	errs, hasErrors := fields["errors"]
+	maint, hasMaintenance := fields["maintenance"]
 
 	switch {
 	case !hasData && !hasErrors && !hasMaintenance:
@@ -472,21 +466,31 @@ func (c *Client) attempt(ctx context.Context, endpoint, deployment, operation st
 		}
 		return nil, fmt.Errorf("%s: %w", operation, he)
 	case hasMaintenance:
-		m := maintenance{}
-		if env.Maintenance != nil {
-			m = *env.Maintenance
-		}
+		// Fields of the wrong type are skipped and take their defaults.
+		var m maintenance
+		_ = json.Unmarshal(maint, &m)
 		return nil, &maintenanceError{m: m}
-	case hasErrors && len(env.Errors) > 0:
+	case hasErrors:
 		return nil, &GraphQLError{
 			Operation: operation, URL: endpoint, StatusCode: resp.StatusCode,
-			Messages: errorMessages(env.Errors),
+			Messages: graphQLErrors(errs),
 		}
-	case len(env.Data) == 0 || string(env.Data) == "null":
+	case len(data) == 0 || string(data) == "null":
 		return nil, fmt.Errorf("%s: %w", operation,
 			&HTTPError{StatusCode: resp.StatusCode, URL: endpoint, Body: truncate(string(raw), maxBodySnippet)})
 	}
-	return env.Data, nil
+	return data, nil
+}
+
+// graphQLErrors describes the value of a response's "errors" key: the
+// messages of a list of errors, else the value itself.
+func graphQLErrors(raw json.RawMessage) []string {
+	var list []json.RawMessage
+	if json.Unmarshal(raw, &list) == nil && len(list) > 0 {
+		return errorMessages(list)
+	}
+	return []string{fmt.Sprintf(`the response has "errors": %s, and a response with an "errors" key fails, as it does in the dagster-cloud CLI`,
+		truncate(string(raw), maxBodySnippet))}
 }
 
 // errorMessages extracts the "message" of each GraphQL error, falling back
@@ -515,22 +519,35 @@ func errorMessages(errs []json.RawMessage) []string {
 	return msgs
 }
 
-// retryAfter parses a Retry-After header: delay seconds or an HTTP date.
-// It returns -1 when the header is absent or invalid.
+// farFuture stands for a Retry-After too long to represent.
+const farFuture = 100 * 365 * 24 * time.Hour
+
+// retryAfter parses a Retry-After header: delay seconds (digits only) or
+// an HTTP date. It returns -1, and the retry then sleeps the backoff (1 s,
+// 2 s, 4 s), when the header is absent or invalid (a fraction, a sign) or
+// asks for no wait: 0, or a date that has passed. So does the dagster-cloud
+// CLI, which parses `^\s*[0-9]+\s*$` or a date, floors it at 0 and sleeps
+// the backoff when that is falsy.
 func (c *Client) retryAfter(h string) time.Duration {
 	h = strings.TrimSpace(h)
 	if h == "" {
 		return -1
 	}
-	if secs, err := strconv.ParseFloat(h, 64); err == nil && !math.IsNaN(secs) {
-		if secs < 0 {
-			return 0
+	if strings.Trim(h, "0123456789") == "" {
+		secs, err := strconv.ParseInt(h, 10, 64)
+		switch {
+		case err != nil || secs > int64(farFuture/time.Second):
+			// Far beyond any bound, and safe from overflowing a Duration.
+			return farFuture
+		case secs == 0:
+			return -1
 		}
-		// Far beyond any bound, and safe from overflowing a Duration.
-		return secondsDuration(secs, 100*365*24*time.Hour)
+		return time.Duration(secs) * time.Second
 	}
 	if t, err := http.ParseTime(h); err == nil {
-		return max(t.Sub(c.now()).Round(time.Second), 0)
+		if d := t.Sub(c.now()); d > 0 {
+			return d
+		}
 	}
 	return -1
 }

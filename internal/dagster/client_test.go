@@ -536,6 +536,77 @@ func TestRetries(t *testing.T) {
 			wantSleeps: []time.Duration{time.Second}, wantReqs: 2,
 			wantErr: "Dagster+ is under scheduled maintenance: no details given. The API at ",
 		},
+		// The dagster-cloud CLI fails on `"errors" in result`, whatever the
+		// value, and never retries it.
+		{
+			name:     "errors: [] fails",
+			faults:   []dagsteremu.Fault{{Body: `{"errors":[],"data":{"agents":[]}}`, Times: 4}},
+			wantReqs: 1, wantErr: `returned GraphQL errors: the response has "errors": [], and a response with an "errors" key fails`,
+			check: func(t *testing.T, err error) {
+				var ge *dagster.GraphQLError
+				if !errors.As(err, &ge) || len(ge.Messages) != 1 {
+					t.Errorf("err = %#v", err)
+				}
+			},
+		},
+		{
+			name:     "errors: null fails",
+			faults:   []dagsteremu.Fault{{Body: `{"data":{"agents":[]},"errors":null}`, Times: 4}},
+			wantReqs: 1, wantErr: `the response has "errors": null`,
+		},
+		{
+			name:     "errors that are not a list fail",
+			faults:   []dagsteremu.Fault{{Body: `{"data":{"agents":[]},"errors":"Something went wrong"}`, Times: 4}},
+			wantReqs: 1, wantErr: `the response has "errors": "Something went wrong"`,
+		},
+		{
+			name:     "errors object on a 503 is not retried",
+			faults:   []dagsteremu.Fault{{Status: 503, RetryAfter: "5", Body: `{"errors":{"message":"overloaded"}}`, Times: 4}},
+			wantReqs: 1, wantErr: `the response has "errors": {"message":"overloaded"}`,
+		},
+		// The CLI sleeps the backoff when Retry-After is falsy (0, or a
+		// date that has passed) or not whole seconds.
+		{
+			name:       "Retry-After 0 falls back to the backoff",
+			faults:     []dagsteremu.Fault{{Status: 503, RetryAfter: "0", Times: 3}},
+			wantSleeps: []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}, wantReqs: 4,
+			wantLogs: []string{"(HTTP 503 Service Unavailable). Retrying in 1s (retry 1 of 3;"},
+		},
+		{
+			name:       "Retry-After of a past date falls back to the backoff",
+			faults:     []dagsteremu.Fault{{Status: 429, RetryAfter: fixedNow.Add(-time.Minute).Format(http.TimeFormat), Times: 2}},
+			wantSleeps: []time.Duration{time.Second, 2 * time.Second}, wantReqs: 3,
+		},
+		{
+			name:       "Retry-After that is not whole seconds falls back to the backoff",
+			faults:     []dagsteremu.Fault{{Status: 503, RetryAfter: "1.5"}, {Status: 503, RetryAfter: "-4"}},
+			wantSleeps: []time.Duration{time.Second, 2 * time.Second}, wantReqs: 3,
+		},
+		// The CLI takes a maintenance timeout or retry_interval of 0 for
+		// unset: `timeout or DEFAULT_MAINTENANCE_TIMEOUT`.
+		{
+			name:       "maintenance timeout 0 waits the default",
+			faults:     []dagsteremu.Fault{{Body: `{"maintenance":{"message":"Upgrading","timeout":0,"retry_interval":60}}`, Times: 100}},
+			wantSleeps: repeat(time.Minute, 10), wantReqs: 11,
+			wantErr: "after waiting 10m0s (11 attempts)",
+			check: func(t *testing.T, err error) {
+				var me *dagster.MaintenanceError
+				if !errors.As(err, &me) || me.Waited != dagster.DefaultMaintenanceWait {
+					t.Errorf("err = %#v", err)
+				}
+			},
+		},
+		{
+			name:       "maintenance retry_interval 0 waits the default 30 s",
+			faults:     []dagsteremu.Fault{{Body: `{"maintenance":{"message":"Upgrading","timeout":60,"retry_interval":0}}`, Times: 2}},
+			wantSleeps: []time.Duration{30 * time.Second, 30 * time.Second}, wantReqs: 3,
+		},
+		{
+			name:       "maintenance timeout and retry_interval 0 both default",
+			faults:     []dagsteremu.Fault{{Body: `{"maintenance":{"timeout":0,"retry_interval":0}}`, Times: 3}},
+			wantSleeps: repeat(30*time.Second, 3), wantReqs: 4,
+			wantLogs: []string{"Retrying in 30s; will keep waiting at most 10m0s more for the maintenance to end..."},
+		},
 		{
 			name:       "Retry-After at the 60 s cap is honoured",
 			faults:     []dagsteremu.Fault{{Status: 503, RetryAfter: "60"}},

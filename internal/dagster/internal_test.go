@@ -29,15 +29,26 @@ func TestRetryAfter(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 5, 22, 15, 4, 5, 0, time.UTC)
 	c := New("https://x", "t", WithClock(func() time.Time { return now }))
+	// -1: no usable delay, the retry sleeps the backoff. The dagster-cloud
+	// CLI takes digits only or a date, floored at 0, and sleeps the backoff
+	// when that is falsy.
 	for in, want := range map[string]time.Duration{
 		"":                              -1,
 		"soon":                          -1,
 		"3":                             3 * time.Second,
-		"-4":                            0,
+		" 7 ":                           7 * time.Second,
+		"0":                             -1,
+		"00":                            -1,
+		"-4":                            -1,
+		"+4":                            -1,
+		"1.5":                           -1,
 		"Fri, 22 May 2026 15:04:35 GMT": 30 * time.Second,
-		"Fri, 22 May 2026 15:00:00 GMT": 0,
+		"Fri, 22 May 2026 15:04:05 GMT": -1, // now
+		"Fri, 22 May 2026 15:00:00 GMT": -1, // past
 		"3600":                          time.Hour,
-		"1e30":                          100 * 365 * 24 * time.Hour, // no Duration overflow
+		"99999999999999999999":          100 * 365 * 24 * time.Hour, // no Duration overflow
+		"9223372036":                    100 * 365 * 24 * time.Hour,
+		"1e30":                          -1,
 		"NaN":                           -1,
 	} {
 		if got := c.retryAfter(in); got != want {
