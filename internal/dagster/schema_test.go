@@ -19,8 +19,8 @@ func validateOperations(t *testing.T, schema *ast.Schema) {
 	// Every operation the client sends is validated; this list makes a new
 	// one a conscious addition.
 	want := []string{"CliAddOrUpdateLocation", "CliAgentStatus", "CliCreateOrUpdateBranchDeployment",
-		"CliDeployLocations", "CliDeploymentByName", "CliGetBranchDeploymentName", "CliLocationsQuery",
-		"CliOrganizationSettings"}
+		"CliDeleteDeployment", "CliDeployLocations", "CliDeploymentByName", "CliGetBranchDeploymentName",
+		"CliLocationsQuery", "CliOrganizationSettings", "DeploymentByNameQuery"}
 	got := slices.Sorted(maps.Keys(ops))
 	if !slices.Equal(got, want) {
 		t.Errorf("operations = %v, want %v", got, want)
