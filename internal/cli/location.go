@@ -1,18 +1,16 @@
 package cli
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"gopkg.in/yaml.v3"
 
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/config"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/dagster"
 )
 
@@ -272,19 +270,16 @@ func locationDocument(name string, lf locationFlags, changed func(string) bool) 
 	return deepMerge(fromFile, fromFlags), nil
 }
 
-// readLocationFile reads a YAML file into JSON-compatible values: anchors,
-// aliases and merge keys are resolved, and keys that are not strings become
-// strings, as json.dumps makes them.
+// readLocationFile reads a YAML file as dagster-cloud's PyYAML does
+// (anchors, aliases and merge keys resolved, YAML 1.1 scalars, keys as
+// json.dumps writes them), without validating it: add-location sends the
+// entry as it is.
 func readLocationFile(path string) (map[string]any, error) {
-	data, err := os.ReadFile(path)
+	v, err := config.ReadYAML(path)
 	if err != nil {
 		return nil, err
 	}
-	var v any
-	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&v); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: invalid YAML: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	m, ok := jsonValue(v).(map[string]any)
+	m, ok := v.(map[string]any)
 	if !ok {
 		return nil, fmt.Errorf("%s: a location file must be a mapping (a dagster_cloud.yaml with `locations:`, or one location's keys)", path)
 	}
@@ -325,42 +320,6 @@ func selectLocation(path string, locations any, name string) (map[string]any, er
 		return nil, fmt.Errorf("No location with name %s defined in location file.", name)
 	}
 	return entry, nil
-}
-
-// jsonValue converts a value decoded from YAML to one encoding/json
-// encodes as Python's json.dumps would.
-func jsonValue(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = jsonValue(e)
-		}
-		return out
-	case map[any]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[jsonKey(k)] = jsonValue(e)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = jsonValue(e)
-		}
-		return out
-	}
-	return v
-}
-
-func jsonKey(k any) string {
-	switch x := k.(type) {
-	case nil:
-		return "null"
-	case string:
-		return x
-	}
-	return fmt.Sprint(k)
 }
 
 // deepMerge returns onto with from merged in: mappings are merged key by

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 
 	"gopkg.in/yaml.v3"
@@ -293,4 +294,41 @@ func (r *resolver) sizeOf(n *yaml.Node) size {
 	}
 	r.sizes[n] = s
 	return s
+}
+
+// ReadYAML reads a YAML file as PyYAML's safe_load reads it (one document,
+// anchors, aliases and merge keys resolved with the alias-bomb bounds, YAML
+// 1.1 scalars), into JSON-able values: map[string]any, []any, strings,
+// booleans, numbers and nil. It does no dagster_cloud.yaml validation: it is
+// for commands that, like dagster-cloud's, send a file's entry as it is.
+// Errors have the file and line.
+func ReadYAML(path string) (any, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if line, col, ok := invalidUTF8(data); ok {
+		return nil, &Error{File: path, Line: line, Msg: fmt.Sprintf("invalid UTF-8 at byte %d of the line; save the file as UTF-8", col)}
+	}
+	root, perr := decodeSingle(path, data)
+	if perr != nil {
+		return nil, perr
+	}
+	if root == nil {
+		return nil, nil
+	}
+	r := newResolver(path)
+	root = r.resolve(root)
+	if r.bomb != nil {
+		return nil, r.bomb
+	}
+	if len(r.errs) > 0 {
+		return nil, dedupe(r.errs)
+	}
+	c := converter{file: path, json: true}
+	v := c.value(root)
+	if len(c.errs) > 0 {
+		return nil, c.errs
+	}
+	return v, nil
 }
