@@ -1,5 +1,6 @@
-// Package action is the GitHub Action: it joins the CI context, the project
-// config, the image builds, the Dagster+ deploy and the report.
+// Package action is the deploy pipeline: it joins the CI context, the
+// project config, the image builds, the Dagster+ deploy and the report. The
+// CI system (GitHub Actions, GitLab CI) is behind platform.Platform.
 package action
 
 import (
@@ -9,80 +10,92 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
-
-	"github.com/sethvargo/go-githubactions"
 
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/cicontext"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/config"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/dagster"
-	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/github"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/platform"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/registryauth"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/report"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/secrets"
 )
 
-// Env is what the action reads and writes outside itself.
+// Env is what the pipeline reads and writes outside itself.
 type Env struct {
-	Actions    *githubactions.Action // inputs, outputs, summary, log commands
-	Getenv     func(string) string
-	Log        io.Writer // the job log (stdout)
-	HTTPClient *http.Client
+	// NewPlatform returns the CI platform, writing its job log to log (the
+	// pipeline's redacting writer over Stdout) and its secret masks to
+	// Stdout as they are.
+	NewPlatform func(log io.Writer) platform.Platform
+	Stdout      io.Writer // the job's raw output
+	HTTPClient  *http.Client
 	// NewDocker connects to the Docker daemon; nil means the real one.
 	NewDocker func(ctx context.Context, log io.Writer) (Docker, error)
 	// DagsterOptions are extra client options (tests shorten the polling).
 	DagsterOptions []dagster.Option
-	// Now is the clock of the report and the comment's stamp; nil means
-	// time.Now.
+	// Now is the clock of the report; nil means time.Now.
 	Now func() time.Time
 }
 
-// Run runs the action. The error it returns is safe to print: secrets are
-// scrubbed from it.
+// Run runs the pipeline. It prints its failure through the platform (an
+// annotation at the file and line when there is one) and returns it; the
+// error is safe to print: secrets are scrubbed from it.
 func Run(ctx context.Context, env Env) error {
 	// add-mask lines go out as they are; everything else the run prints
-	// passes through the redacting writer, so a secret the runner does not
-	// mask (an encoding of it, or outside GitHub) never reaches the log.
-	sec := secrets.New(env.Actions.AddMask)
-	log := sec.Writer(env.Log)
+	// passes through the redacting writer, so a secret the CI system does
+	// not mask (an encoding of it, or on a platform without masking) never
+	// reaches the log.
+	sec := secrets.New(nil)
+	log := sec.Writer(env.Stdout)
 	defer log.Flush()
-	env.Log = log
-	env.Actions = githubactions.New(githubactions.WithWriter(log), githubactions.WithGetenv(env.Getenv))
-	a := env.Actions
-	in, inErr := ReadInputs(a.GetInput, env.Getenv)
+	plat := env.NewPlatform(log)
+	sec.OnAdd(plat.Log().Mask)
+	err := run(ctx, env, plat, sec, log)
+	if err != nil {
+		e := fail(sec, err)
+		file := e.File
+		if file != "" {
+			file = filepath.ToSlash(relative(plat.Workspace(), file))
+		}
+		_ = log.Flush()
+		plat.Log().Fail(e.Title, e.Msg, file, e.Line)
+		return e
+	}
+	return nil
+}
+
+func run(ctx context.Context, env Env, plat platform.Platform, sec *secrets.Set, log io.Writer) error {
+	in, inErr := ReadInputs(plat.Input, plat.Getenv)
 	// Mask before anything is printed, even when the inputs are bad.
 	sec.Add(in.Secrets()...)
 	sec.AddPair(in.RegistryUsername, in.RegistryPassword)
 	if inErr != nil {
-		return fail(sec, inErr)
+		return inErr
 	}
-	workspace := env.Getenv("GITHUB_WORKSPACE")
+	workspace := plat.Workspace()
 	projectDir, yamlPath, err := in.Paths(workspace)
 	if err != nil {
-		return fail(sec, err)
+		return err
 	}
-	var gh *github.Client
-	if in.GitHubToken != "" {
-		if gh, err = github.New(env.Getenv("GITHUB_API_URL"), in.GitHubToken, env.Getenv("GITHUB_REPOSITORY"), env.HTTPClient); err != nil {
-			a.Warningf("%s", sec.Redact("Not using the GitHub API (no commit metadata, pull request comment or state from it): "+err.Error()))
-		}
-	}
-	ci, err := cicontext.FromGitHub(env.Getenv, projectDir, commitReader(ctx, a, gh))
+	ci, err := plat.Context(ctx, projectDir)
 	if err != nil {
-		return fail(sec, err)
+		return err
 	}
-	if in.PRComment && in.GitHubToken == "" && ci.PullRequestNumber != 0 {
-		a.Warningf("Not commenting on the pull request: github_token is empty (leave it at its default ${{ github.token }}, or set pr_comment: false).")
-	}
-	p := &pipeline{env: env, in: in, ci: ci, sec: sec, gh: gh, projectDir: projectDir, workspace: workspace, yamlPath: yamlPath}
+	p := &pipeline{env: env, plat: plat, log: plat.Log(), in: in, ci: ci, sec: sec, projectDir: projectDir, workspace: workspace, yamlPath: yamlPath}
 	p.rep = &report.Report{
 		Branch:    ci.Mode != cicontext.ModeFull,
 		CommitSHA: ci.Commit.SHA,
-		CommitURL: ci.RepoURL() + "/commit/" + ci.Commit.SHA,
-		RunURL:    ci.RunURL(),
+		CommitURL: ci.CommitURL,
+		RunURL:    ci.RunURL,
 		Now:       p.now,
+	}
+	if in.PRComment && ci.PullRequestNumber != 0 {
+		var why string
+		key := filepath.ToSlash(relative(p.workspaceOr("."), p.yamlPath))
+		if p.review, why = plat.Review(ctx, ci, key); p.review == nil {
+			p.log.Warn("Not commenting on the pull request: "+sec.Redact(why), "", 0)
+		}
 	}
 	err = p.run(ctx)
 	if err != nil {
@@ -96,32 +109,7 @@ func Run(ctx context.Context, env Env) error {
 	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	p.finish(finishCtx)
 	cancel()
-	if err != nil {
-		return fail(sec, err)
-	}
-	return nil
-}
-
-// commitReader reads the deployed commit's metadata from the checkout's
-// git repository (with go-git: the action's image has no git binary), with
-// no API call, or else, when the checkout does not hold the commit (a
-// shallow clone of another ref), from the GitHub API. The API's commit is
-// marked FromAPI: its author avatar is the one upstream sends, and
-// cicontext derives none for it.
-func commitReader(ctx context.Context, a *githubactions.Action, gh *github.Client) cicontext.GitLog {
-	return func(dir, sha string) (cicontext.Commit, error) {
-		c, gitErr := cicontext.ReadGitLog(dir, sha)
-		if gitErr == nil || gh == nil {
-			return c, gitErr
-		}
-		c, err := gh.Commit(ctx, sha)
-		if err != nil {
-			a.Warningf("Commit %s: using the event's title and time, since neither git (%s) nor the GitHub API (%s) could tell its message", sha, gitErr, err)
-			return c, err
-		}
-		c.From = cicontext.FromAPI
-		return c, nil
-	}
+	return err
 }
 
 // Error is a failure, ready to show: Msg has no secrets; File and Line
@@ -137,7 +125,7 @@ type Error struct {
 func (e *Error) Error() string { return e.Msg }
 func (e *Error) Unwrap() error { return e.Err }
 
-func fail(sec *secrets.Set, err error) error {
+func fail(sec *secrets.Set, err error) *Error {
 	e := &Error{Msg: sec.Redact(err.Error()), Title: "dagster-branch-deploy failed", Err: err}
 	var ce *config.Error
 	var ces config.Errors
@@ -156,6 +144,8 @@ func fail(sec *secrets.Set, err error) error {
 
 type pipeline struct {
 	env        Env
+	plat       platform.Platform
+	log        platform.Log
 	in         Inputs
 	ci         *cicontext.Context
 	sec        *secrets.Set
@@ -166,27 +156,17 @@ type pipeline struct {
 	yamlPath   string
 	client     *dagster.Client
 	resolver   *registryauth.Resolver
-	gh         *github.Client // nil without a token
-	commenter  *github.Commenter
+	review     platform.Review // nil: no comment
 	// superseded says why a newer run owns the branch deployment and the
 	// comment; this run then writes neither.
 	superseded string
 }
 
 // logf prints a line to the job log. Its values come from the
-// configuration, the event and API answers, so the line is escaped: it
-// stays one line, and cannot start or hold a workflow command.
+// configuration, the event and API answers: the platform's log keeps them
+// data.
 func (p *pipeline) logf(format string, args ...any) {
-	p.env.Actions.Infof("%s", plain(p.sec.Redact(fmt.Sprintf(format, args...))))
-}
-
-// plain makes text inert in the job log: %, CR and LF are escaped as the
-// toolkit escapes command data (so the text stays on its line and no
-// `::command::` can begin a line), and the runner's legacy `##[command]`
-// prefix, which it finds anywhere in a line, is broken up.
-func plain(s string) string {
-	s = strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
-	return strings.ReplaceAll(s, "##[", "##%5B")
+	p.log.Info(p.sec.Redact(fmt.Sprintf(format, args...)))
 }
 
 func (p *pipeline) run(ctx context.Context) error {
@@ -289,7 +269,7 @@ func (p *pipeline) deploy(ctx context.Context, locs []config.Location) error {
 	docs := make([]map[string]any, len(locs))
 	names := make([]string, len(locs))
 	for i, l := range locs {
-		docs[i] = l.Document(images[l.Name], p.ci.Commit.SHA, p.ci.GitURL())
+		docs[i] = l.Document(images[l.Name], p.ci.Commit.SHA, p.ci.TreeURL)
 		names[i] = l.Name
 	}
 	if _, err := p.client.DeployLocations(ctx, name, docs); err != nil {
@@ -360,19 +340,14 @@ func (p *pipeline) checkCurrent(ctx context.Context) error {
 	default:
 		return nil
 	}
-	if p.gh == nil {
-		if p.ci.Mode == cicontext.ModeClose {
-			return nil // the event says the pull request closed
-		}
-		p.superseded = fmt.Sprintf("branch deployment %s was not updated: %s (with github_token, the action would ask GitHub whether this run's commit is still the pull request's head)", st.Name, doubt)
-		return p.supersede()
-	}
-	pr, err := p.gh.PullRequest(ctx, p.ci.PullRequestNumber)
+	pr, err := p.plat.Request(ctx, p.ci.PullRequestNumber)
 	if err != nil {
 		if p.ci.Mode == cicontext.ModeClose {
-			return nil
+			return nil // the event says the request closed
 		}
-		return fmt.Errorf("branch deployment %s: %s, and GitHub could not say whether this run's commit %.12s is still the pull request's head: %w", st.Name, doubt, ours.SHA, err)
+		p.superseded = fmt.Sprintf("branch deployment %s was not updated: %s, and %s could not say whether this run's commit %.12s is still the request's head (%s)",
+			st.Name, doubt, p.plat.Name(), ours.SHA, err)
+		return p.supersede()
 	}
 	switch {
 	case p.ci.Mode == cicontext.ModeClose && pr.Open:
@@ -399,8 +374,7 @@ func (p *pipeline) supersede() error {
 		}
 	}
 	p.rep.Locations = kept
-	// Workflow command data is escaped by the toolkit; logf's escaping is for plain lines.
-	p.env.Actions.Noticef("%s", p.sec.Redact("This run is out of date and changed nothing: "+p.superseded+"."))
+	p.log.Notice(p.sec.Redact("This run is out of date and changed nothing: " + p.superseded + "."))
 	return nil
 }
 
@@ -413,7 +387,7 @@ func (p *pipeline) branchData() dagster.BranchData {
 	return dagster.BranchData{
 		RepoName:          p.ci.RepoName,
 		BranchName:        p.ci.Branch,
-		BranchURL:         p.ci.BranchURL(),
+		BranchURL:         p.ci.BranchURL,
 		PullRequestURL:    p.ci.PullRequestURL,
 		PullRequestStatus: p.ci.PullRequestStatus,
 		PullRequestNumber: p.ci.PullRequestID(),
@@ -443,7 +417,7 @@ func (p *pipeline) commit() dagster.Commit {
 	}
 	var url string
 	if p.ci.Mode != cicontext.ModeClose {
-		url = p.ci.RepoURL() + "/commit/" + c.SHA
+		url = p.ci.CommitURL
 	}
 	return dagster.Commit{
 		CommitHash:      c.SHA,
@@ -459,64 +433,54 @@ func (p *pipeline) commit() dagster.Commit {
 // finish writes the comment, the job summary and the outputs. Failures here
 // are warnings: the deploy's own result stands.
 func (p *pipeline) finish(ctx context.Context) {
-	a := p.env.Actions
 	p.comment(ctx)
+	var outs []platform.Output
 	for _, o := range [][2]string{
 		{"deployment", p.rep.Deployment},
 		{"deployment_url", p.rep.LocationsURL()},
 		{"images", p.rep.ImagesJSON()},
 		{"status", p.rep.Status()},
 	} {
-		a.SetOutput(o[0], p.sec.Redact(o[1]))
+		outs = append(outs, platform.Output{Name: o[0], Value: p.sec.Redact(o[1])})
 	}
-	if p.env.Getenv("GITHUB_STEP_SUMMARY") != "" {
-		a.AddStepSummary(p.sec.Redact(p.rep.Summary()))
+	if err := p.plat.Outputs(outs); err != nil {
+		p.log.Warn(p.sec.Redact("Could not write the outputs: "+err.Error()), "", 0)
+	}
+	if err := p.plat.Summary(p.sec.Redact(p.rep.Summary())); err != nil {
+		p.log.Warn(p.sec.Redact("Could not write the job summary: "+err.Error()), "", 0)
 	}
 }
 
-// comment creates or updates the pull request's comment. A failure is a
+// comment creates or updates the request's comment. A failure is a
 // warning: the deploy's own result stands.
 func (p *pipeline) comment(ctx context.Context) {
-	if !p.in.PRComment || p.ci.PullRequestNumber == 0 || p.superseded != "" || p.gh == nil {
+	if p.review == nil || p.superseded != "" {
 		return
 	}
-	if p.commenter == nil {
-		key, err := filepath.Rel(p.workspaceOr("."), p.yamlPath)
-		if err != nil {
-			key = p.yamlPath
-		}
-		runID, _ := strconv.ParseInt(p.ci.RunID, 10, 64)
-		attempt, _ := strconv.Atoi(p.ci.RunAttempt)
-		p.commenter = &github.Commenter{Client: p.gh, Number: p.ci.PullRequestNumber, Marker: github.Marker(filepath.ToSlash(key)),
-			Stamp: github.Stamp{Commit: p.ci.Commit.SHA, RunID: runID, RunAttempt: attempt, Written: p.now()}}
-	}
-	body := p.sec.Redact(p.rep.Comment(p.commenter.Trailer()))
-	err := p.commenter.Write(ctx, body)
-	var se *github.SupersededError
+	p.rep.MaxBytes = p.review.MaxBytes()
+	body := p.sec.Redact(p.rep.Comment(p.review.Trailer()))
+	err := p.review.Write(ctx, body)
+	var se *platform.SupersededError
 	switch {
 	case errors.As(err, &se):
 		p.superseded = se.Error()
 		_ = p.supersede()
 	case err != nil:
-		p.env.Actions.Warningf("%s", p.sec.Redact("Could not write the pull request comment (the deploy itself is not affected): "+err.Error()))
+		p.log.Warn(p.sec.Redact("Could not write the pull request comment (the deploy itself is not affected): "+err.Error()), "", 0)
 	}
 }
 
-// warnAt prints warnings about files of the checkout as annotations at
-// their file and line.
+// warnAt prints warnings about files of the checkout at their file and
+// line.
 func (p *pipeline) warnAt(ws []*config.Error) {
 	for _, w := range ws {
-		fields := map[string]string{"file": filepath.ToSlash(p.relative(w.File))}
-		if w.Line > 0 {
-			fields["line"] = strconv.Itoa(w.Line)
-		}
-		p.env.Actions.WithFieldsMap(fields).Warningf("%s", p.sec.Redact(w.Msg))
+		p.log.Warn(p.sec.Redact(w.Msg), filepath.ToSlash(relative(p.workspaceOr("."), w.File)), w.Line)
 	}
 }
 
-// relative is path relative to the workspace when it is inside it.
-func (p *pipeline) relative(path string) string {
-	if rel, err := filepath.Rel(p.workspaceOr("."), path); err == nil && !strings.HasPrefix(rel, "..") {
+// relative is path relative to dir when it is inside it.
+func relative(dir, path string) string {
+	if rel, err := filepath.Rel(dir, path); err == nil && !strings.HasPrefix(rel, "..") {
 		return rel
 	}
 	return path

@@ -2,8 +2,6 @@ package action
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -131,7 +129,7 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 	if newDocker == nil {
 		newDocker = realDocker
 	}
-	docker, err := newDocker(ctx, p.env.Log)
+	docker, err := newDocker(ctx, p.log.Writer())
 	if err != nil {
 		p.failAll(toBuild)
 		return nil, err
@@ -139,18 +137,19 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 
 	// Resolve and check every registry's credentials before any build, so
 	// that a wrong password fails in seconds.
+	reg := p.plat.Registry()
 	p.resolver = &registryauth.Resolver{
 		Username:                    p.in.RegistryUsername,
 		Password:                    p.in.RegistryPassword,
-		ConfigDir:                   inContainer(p.env.Getenv, p.env.Getenv("DOCKER_CONFIG")),
-		GitHubToken:                 p.in.GitHubToken,
-		GitHubActor:                 p.env.Getenv("GITHUB_ACTOR"),
+		ConfigDir:                   p.plat.ContainerPath(p.plat.Getenv("DOCKER_CONFIG")),
+		GitHubToken:                 reg.Token,
+		GitHubActor:                 reg.Actor,
 		AWSRoleARN:                  p.in.AWSRoleARN,
 		GCPCredentialsJSON:          p.in.GCPCredentialsJSON,
 		GCPWorkloadIdentityProvider: p.in.GCPWorkloadIdentityProvider,
 		GCPServiceAccount:           p.in.GCPServiceAccount,
-		IDToken:                     registryauth.GitHubIDToken(p.env.Getenv, p.env.HTTPClient),
-		Getenv:                      p.env.Getenv,
+		IDToken:                     reg.IDToken,
+		Getenv:                      p.plat.Getenv,
 		HTTPClient:                  p.env.HTTPClient,
 	}
 	auths := map[string]registry.AuthConfig{}
@@ -208,12 +207,11 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 }
 
 func (p *pipeline) buildOne(ctx context.Context, docker Docker, l config.Location, paths config.BuildPaths, ref string, shared bool, auths map[string]registry.AuthConfig) (string, error) {
-	a := p.env.Actions
-	a.Group(fmt.Sprintf("Build %s → %s", l.Name, ref))
-	defer a.EndGroup()
+	p.log.Group(p.sec.Redact(fmt.Sprintf("Build %s → %s", l.Name, ref)))
+	defer p.log.EndGroup()
 	spec := p.spec(l, paths, ref, shared, auths)
 	// The builder's errors name the reference and the context already.
-	if err := p.quoted(func() error { _, err := docker.Build(ctx, spec); return err }); err != nil {
+	if err := p.log.Verbatim(func() error { _, err := docker.Build(ctx, spec); return err }); err != nil {
 		return "", err
 	}
 	if !p.in.Push {
@@ -230,7 +228,7 @@ func (p *pipeline) buildOne(ctx context.Context, docker Docker, l config.Locatio
 	}
 	var digest string
 	var cacheErrs []error
-	err := p.quoted(func() (err error) {
+	err := p.log.Verbatim(func() (err error) {
 		if digest, err = docker.Push(ctx, ref, auth); err != nil {
 			return err
 		}
@@ -247,23 +245,9 @@ func (p *pipeline) buildOne(ctx context.Context, docker Docker, l config.Locatio
 	p.logf("Pushed %s@%s", ref, digest)
 	for _, err := range cacheErrs {
 		// A cache that cannot be pushed costs the next run time, not this deploy.
-		a.Warningf("Could not push the build cache (the next build will not reuse it): %s", p.sec.Redact(err.Error()))
+		p.log.Warn(p.sec.Redact("Could not push the build cache (the next build will not reuse it): "+err.Error()), "", 0)
 	}
 	return digest, nil
-}
-
-// quoted runs f with workflow commands turned off, so that a line of the
-// daemon's output (a build step's echo) cannot act as one (`::add-mask::`,
-// `::stop-commands::`, a forged `::error`).
-func (p *pipeline) quoted(f func() error) error {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return f()
-	}
-	token := hex.EncodeToString(b[:])
-	fmt.Fprintf(p.env.Log, "::stop-commands::%s\n", token)
-	defer fmt.Fprintf(p.env.Log, "::%s::\n", token)
-	return f()
 }
 
 // spec is the build of one location: the action's build inputs with the
@@ -271,7 +255,7 @@ func (p *pipeline) quoted(f func() error) error {
 func (p *pipeline) spec(l config.Location, paths config.BuildPaths, ref string, shared bool, auths map[string]registry.AuthConfig) build.Spec {
 	b := l.Build
 	labels := map[string]string{
-		"org.opencontainers.image.source":   p.ci.RepoURL(),
+		"org.opencontainers.image.source":   p.ci.RepoURL,
 		"org.opencontainers.image.revision": p.ci.Commit.SHA,
 		"branch":                            p.ci.Branch,
 		"dev.dagster.location":              l.Name,
@@ -300,7 +284,7 @@ func (p *pipeline) spec(l config.Location, paths config.BuildPaths, ref string, 
 		Target:     orDefault(b.Target, p.in.Target),
 		Platform:   orDefault(b.Platform, p.in.Platform),
 		Secrets:    secrets,
-		SSH:        sshInContainer(p.env.Getenv, p.in.SSH),
+		SSH:        p.containerSSH(p.in.SSH),
 		PullAuth:   pullAuth(auths),
 	}
 	cache := p.in.Cache
@@ -350,23 +334,9 @@ func (p *pipeline) failAll(locs []config.Location) {
 	}
 }
 
-// inContainer maps a path on the runner to where a Docker action sees it:
-// the runner mounts RUNNER_TEMP/_github_home at /github/home (and sets HOME
-// to it), so a DOCKER_CONFIG or ssh socket that a job puts there names the
-// runner's path.
-func inContainer(getenv func(string) string, path string) string {
-	temp := getenv("RUNNER_TEMP")
-	if path == "" || temp == "" || getenv("HOME") != "/github/home" {
-		return path
-	}
-	if rest, ok := strings.CutPrefix(path, temp+"/_github_home"); ok && (rest == "" || rest[0] == '/') {
-		return "/github/home" + rest
-	}
-	return path
-}
-
-// sshInContainer maps the paths of ssh entries ("id=path,path").
-func sshInContainer(getenv func(string) string, entries []string) []string {
+// containerSSH maps the paths of ssh entries ("id=path,path") to where
+// the action sees them.
+func (p *pipeline) containerSSH(entries []string) []string {
 	var out []string
 	for _, e := range entries {
 		id, paths, ok := strings.Cut(e, "=")
@@ -376,7 +346,7 @@ func sshInContainer(getenv func(string) string, entries []string) []string {
 		}
 		ps := strings.Split(paths, ",")
 		for i := range ps {
-			ps[i] = inContainer(getenv, ps[i])
+			ps[i] = p.plat.ContainerPath(ps[i])
 		}
 		out = append(out, id+"="+strings.Join(ps, ","))
 	}

@@ -1,36 +1,23 @@
 package action
 
 import (
+	"io"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/cicontext"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/config"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/github"
 )
 
-func TestInContainer(t *testing.T) {
+// TestContainerSSH: the paths of ssh entries are mapped to where the
+// action sees them.
+func TestContainerSSH(t *testing.T) {
 	t.Parallel()
-	container := getter(map[string]string{"HOME": "/github/home", "RUNNER_TEMP": "/home/runner/work/_temp"})
-	host := getter(map[string]string{"HOME": "/home/runner", "RUNNER_TEMP": "/home/runner/work/_temp"})
-	tests := []struct {
-		getenv func(string) string
-		in     string
-		want   string
-	}{
-		{container, "/home/runner/work/_temp/_github_home/.docker", "/github/home/.docker"},
-		{container, "/home/runner/work/_temp/_github_home", "/github/home"},
-		{container, "/home/runner/work/_temp/_github_homeX/.docker", "/home/runner/work/_temp/_github_homeX/.docker"},
-		{container, "/elsewhere/.docker", "/elsewhere/.docker"},
-		{container, "", ""},
-		{host, "/home/runner/work/_temp/_github_home/.docker", "/home/runner/work/_temp/_github_home/.docker"},
-	}
-	for _, tc := range tests {
-		if got := inContainer(tc.getenv, tc.in); got != tc.want {
-			t.Errorf("inContainer(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-	got := sshInContainer(container, []string{"default", "gh=/home/runner/work/_temp/_github_home/a.sock,/github/workspace/key"})
+	env := map[string]string{"HOME": "/github/home", "RUNNER_TEMP": "/home/runner/work/_temp"}
+	p := &pipeline{plat: github.NewActions(func(k string) string { return env[k] }, io.Discard, io.Discard, nil)}
+	got := p.containerSSH([]string{"default", "gh=/home/runner/work/_temp/_github_home/a.sock,/github/workspace/key"})
 	if !slices.Equal(got, []string{"default", "gh=/github/home/a.sock,/github/workspace/key"}) {
 		t.Errorf("ssh = %q", got)
 	}

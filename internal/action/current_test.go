@@ -71,7 +71,7 @@ func TestNeverOlderOverNewer(t *testing.T) {
 	}{
 		{"newer commit deployed, head moved on", "pull_request.opened.json", newerSHA, "OPEN", &githubemu.PullRequest{HeadSHA: newerSHA}, false, newerSHA, "OPEN", "is now at commit 111111111111, not this run's ec26c3e57ca3"},
 		{"newer commit deployed, but ours is the head (force-push back)", "pull_request.opened.json", newerSHA, "OPEN", &githubemu.PullRequest{HeadSHA: ourSHA}, false, ourSHA, "OPEN", ""},
-		{"newer commit deployed, no GitHub token", "pull_request.opened.json", newerSHA, "OPEN", nil, true, newerSHA, "OPEN", "with github_token, the action would ask GitHub"},
+		{"newer commit deployed, no GitHub token", "pull_request.opened.json", newerSHA, "OPEN", nil, true, newerSHA, "OPEN", "GitHub Actions could not say whether this run's commit ec26c3e57ca3 is still the request's head (github_token is empty"},
 		{"closed by a later run", "pull_request.opened.json", ourSHA, "CLOSED", &githubemu.PullRequest{HeadSHA: ourSHA, State: "closed"}, false, ourSHA, "CLOSED", "pull request #2 is closed"},
 		{"reopened after closing", "pull_request.opened.json", ourSHA, "CLOSED", &githubemu.PullRequest{HeadSHA: ourSHA}, false, ourSHA, "OPEN", ""},
 		{"same commit again", "pull_request.opened.json", ourSHA, "OPEN", nil, false, ourSHA, "OPEN", ""},

@@ -89,7 +89,10 @@ func TestLogLinesAreInert(t *testing.T) {
 	_ = h.run(context.Background()) // the deployment with that name does not exist: it fails later
 	for _, line := range strings.Split(h.out.String(), "\n") {
 		l := strings.TrimSpace(line)
-		if strings.HasPrefix(l, "::error::forged") || strings.HasPrefix(l, "::add-mask::%x") || strings.Contains(l, "##[warning]") {
+		// The legacy ##[command] form is found anywhere in a plain line; in a
+		// workflow command's data (after the runner parsed the ::command) it
+		// is text.
+		if strings.HasPrefix(l, "::error::forged") || strings.HasPrefix(l, "::add-mask::%x") || !strings.HasPrefix(l, "::") && strings.Contains(l, "##[warning]") {
 			t.Errorf("a value became a workflow command: %q\n%s", line, h.out.String())
 		}
 	}

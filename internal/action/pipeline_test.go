@@ -13,10 +13,11 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/registry"
-	"github.com/sethvargo/go-githubactions"
 
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/build"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/dagster"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/github"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/platform"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/dagsteremu"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/githubemu"
 )
@@ -115,9 +116,8 @@ func (h *harness) run(ctx context.Context) error {
 		opts = append(opts, dagster.WithClock(h.now), dagster.WithSleep(func(context.Context, time.Duration) error { return nil }))
 	}
 	return Run(ctx, Env{
-		Actions:        githubactions.New(githubactions.WithWriter(&h.out), githubactions.WithGetenv(getenv)),
-		Getenv:         getenv,
-		Log:            &h.out,
+		NewPlatform:    func(log io.Writer) platform.Platform { return github.NewActions(getenv, &h.out, log, nil) },
+		Stdout:         &h.out,
 		NewDocker:      func(context.Context, io.Writer) (Docker, error) { return h.docker, nil },
 		DagsterOptions: opts,
 		Now:            h.now,

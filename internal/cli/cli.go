@@ -36,6 +36,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/action"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/github"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/platform"
 )
 
 // IO is where the commands read their environment and write.
@@ -79,8 +81,7 @@ func Main(ctx context.Context, args []string, stdio IO) int {
 	}
 	var af *actionFailure
 	if errors.As(err, &af) {
-		reportAction(stdio, af.err)
-		return exitFailure
+		return exitFailure // the run printed its failure through its platform
 	}
 	a.reportCommand(cmd, err)
 	return exitFailure
@@ -91,17 +92,6 @@ type actionFailure struct{ err error }
 
 func (e *actionFailure) Error() string { return e.err.Error() }
 func (e *actionFailure) Unwrap() error { return e.err }
-
-// reportAction prints an error of the action's run once: as an `::error`
-// annotation on stdout inside GitHub Actions (with file and line when the
-// error is about a file), else on stderr.
-func reportAction(stdio IO, err error) {
-	if stdio.Getenv("GITHUB_ACTIONS") != "true" {
-		fmt.Fprintf(stdio.Stderr, "Error: %s\n", err)
-		return
-	}
-	annotate(stdio, stdio.Stdout, err)
-}
 
 // reportCommand prints an error of a dagster-cloud-compatible command on
 // stderr: "Error: …" as dagster-cloud does, or inside GitHub Actions an
@@ -224,15 +214,23 @@ func plural(n int) string {
 }
 
 func runAction(ctx context.Context, stdio IO) error {
-	a := githubactions.New(githubactions.WithWriter(stdio.Stdout), githubactions.WithGetenv(stdio.Getenv))
-	err := action.Run(ctx, action.Env{
-		Actions:    a,
-		Getenv:     stdio.Getenv,
-		Log:        stdio.Stdout,
-		HTTPClient: &http.Client{Timeout: 90 * time.Second},
-	})
+	hc := &http.Client{Timeout: 90 * time.Second}
+	newPlatform, err := detectPlatform(stdio, hc)
 	if err != nil {
-		return &actionFailure{err: err}
+		return err
+	}
+	if err := action.Run(ctx, action.Env{NewPlatform: newPlatform, Stdout: stdio.Stdout, HTTPClient: hc}); err != nil {
+		return &actionFailure{err: err} // the platform has printed it
 	}
 	return nil
+}
+
+// detectPlatform returns the CI platform the job runs on, from the
+// variables each sets.
+func detectPlatform(stdio IO, hc *http.Client) (func(io.Writer) platform.Platform, error) {
+	switch {
+	case stdio.Getenv("GITHUB_ACTIONS") == "true":
+		return func(log io.Writer) platform.Platform { return github.NewActions(stdio.Getenv, stdio.Stdout, log, hc) }, nil
+	}
+	return nil, errors.New("no CI system detected: the deploy runs inside GitHub Actions (GITHUB_ACTIONS=true); elsewhere use the `branch-deployment create-or-update` and `deployment add-location` commands")
 }

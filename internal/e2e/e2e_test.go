@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/github"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/platform"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/dagsteremu"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/githubemu"
@@ -142,7 +142,7 @@ func assertNoSecrets(t *testing.T, s *scenario.Scenario, res *scenario.Result, s
 func ourComments(s *scenario.Scenario) []githubemu.Comment {
 	var out []githubemu.Comment
 	for _, c := range s.GitHub.Comments("Codertocat", "Hello-World", 2) {
-		if strings.Contains(c.Body, github.Marker("dagster_cloud.yaml")) {
+		if strings.Contains(c.Body, platform.Marker("dagster_cloud.yaml")) {
 			out = append(out, c)
 		}
 	}

@@ -5,86 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
-	"time"
 
 	gogithub "github.com/google/go-github/v66/github"
+
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/platform"
 )
-
-// Marker is the hidden HTML comment that ends the action's comment on a
-// pull request. key tells apart several projects deploying from one
-// repository (it is the dagster_cloud.yaml path); characters that could end
-// the HTML comment early ("--", ">") are replaced.
-func Marker(key string) string {
-	key = strings.Map(func(r rune) rune {
-		if r == '/' || r == '.' || r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
-			return r
-		}
-		return '_'
-	}, key)
-	for strings.Contains(key, "--") {
-		key = strings.ReplaceAll(key, "--", "-")
-	}
-	return "<!-- dagster-branch-deploy:" + key + " -->"
-}
-
-// Stamp records which run wrote a comment, so that a run never overwrites
-// what a newer run wrote: runs of one pull request can finish in any order.
-type Stamp struct {
-	Commit     string
-	RunID      int64 // GITHUB_RUN_ID: later runs have larger IDs
-	RunAttempt int   // GITHUB_RUN_ATTEMPT: a re-run keeps the ID
-	Written    time.Time
-}
-
-// stampLine is the hidden line above the marker that carries the stamp.
-func (s Stamp) line() string {
-	return fmt.Sprintf("<!-- dagster-branch-deploy-run: commit=%s run=%d attempt=%d written=%s -->",
-		s.Commit, s.RunID, s.RunAttempt, s.Written.UTC().Format(time.RFC3339))
-}
-
-var stampRE = regexp.MustCompile(`<!-- dagster-branch-deploy-run: commit=([0-9a-f]*) run=([0-9]+) attempt=([0-9]+) written=(\S+) -->`)
-
-// parseStamp reads the last stamp line of a body; ok is false when there
-// is none (a comment of an older version of the action).
-func parseStamp(body string) (Stamp, bool) {
-	all := stampRE.FindAllStringSubmatch(body, -1)
-	if len(all) == 0 {
-		return Stamp{}, false
-	}
-	m := all[len(all)-1]
-	run, _ := strconv.ParseInt(m[2], 10, 64)
-	attempt, _ := strconv.Atoi(m[3])
-	written, _ := time.Parse(time.RFC3339, m[4])
-	return Stamp{Commit: m[1], RunID: run, RunAttempt: attempt, Written: written}, true
-}
-
-// NewerThan reports whether s comes from a later run than o (or from a
-// later attempt of the same run). Unknown runs compare as not newer.
-func (s Stamp) NewerThan(o Stamp) bool {
-	if s.RunID == 0 || o.RunID == 0 {
-		return false
-	}
-	if s.RunID != o.RunID {
-		return s.RunID > o.RunID
-	}
-	return s.RunAttempt > o.RunAttempt
-}
-
-// SupersededError is returned when the comment already shows a newer run.
-type SupersededError struct {
-	CommentID int64
-	Theirs    Stamp
-	Ours      Stamp
-}
-
-func (e *SupersededError) Error() string {
-	return fmt.Sprintf("the pull request's comment already shows run %d (attempt %d, commit %.12s), newer than this run %d (attempt %d, commit %.12s); it was left as it is",
-		e.Theirs.RunID, e.Theirs.RunAttempt, e.Theirs.Commit, e.Ours.RunID, e.Ours.RunAttempt, e.Ours.Commit)
-}
 
 // Commenter keeps exactly one comment of the action on a pull request.
 //
@@ -98,7 +25,7 @@ type Commenter struct {
 	Client *Client
 	Number int
 	Marker string
-	Stamp  Stamp
+	Stamp  platform.Stamp
 
 	id int64 // the comment, once found or created
 }
@@ -108,10 +35,10 @@ func (c *Commenter) ID() int64 { return c.id }
 
 // Trailer is what ends the comment: the hidden stamp and marker lines.
 // The report renders it last, within the size limit.
-func (c *Commenter) Trailer() string { return c.Stamp.line() + "\n" + c.Marker }
+func (c *Commenter) Trailer() string { return c.Stamp.Line() + "\n" + c.Marker }
 
 // Write makes body the comment's text; body ends with Trailer() (it is
-// added when it does not). It returns a *SupersededError, and writes
+// added when it does not). It returns a *platform.SupersededError, and writes
 // nothing, when the comment shows a newer run.
 func (c *Commenter) Write(ctx context.Context, body string) error {
 	full := strings.TrimRight(body, "\n")
@@ -183,8 +110,8 @@ func (c *Commenter) create(ctx context.Context, full string) error {
 
 // edit replaces an existing comment of ours, unless it shows a newer run.
 func (c *Commenter) edit(ctx context.Context, cm *gogithub.IssueComment, full string) error {
-	if theirs, ok := parseStamp(cm.GetBody()); ok && theirs.NewerThan(c.Stamp) {
-		return &SupersededError{CommentID: cm.GetID(), Theirs: theirs, Ours: c.Stamp}
+	if theirs, ok := platform.ParseStamp(cm.GetBody()); ok && theirs.NewerThan(c.Stamp) {
+		return &platform.SupersededError{CommentID: cm.GetID(), Theirs: theirs, Ours: c.Stamp}
 	}
 	if cm.GetBody() == full {
 		return nil
@@ -216,7 +143,7 @@ func (c *Commenter) ours(ctx context.Context, login string) ([]*gogithub.IssueCo
 			return nil, fmt.Errorf("listing comments of %s: %w", c.where(), explain(err))
 		}
 		for _, cm := range page {
-			if cm.GetUser().GetLogin() == login && endsWithMarker(cm.GetBody(), c.Marker) {
+			if cm.GetUser().GetLogin() == login && platform.EndsWithMarker(cm.GetBody(), c.Marker) {
 				out = append(out, cm)
 			}
 		}
@@ -227,12 +154,6 @@ func (c *Commenter) ours(ctx context.Context, login string) ([]*gogithub.IssueCo
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].GetID() < out[j].GetID() })
 	return out, nil
-}
-
-// endsWithMarker: the marker must be the body's last line, so a marker
-// quoted inside another comment does not count.
-func endsWithMarker(body, marker string) bool {
-	return strings.HasSuffix(strings.TrimRight(body, " \t\r\n"), marker)
 }
 
 func (c *Commenter) where() string {

@@ -13,6 +13,7 @@ import (
 
 	gogithub "github.com/google/go-github/v66/github"
 
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/platform"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/githubemu"
 )
 
@@ -40,8 +41,8 @@ func newClient(t *testing.T, apiURL, token string) *Client {
 }
 
 func commenter(c *Client, run int64, attempt int) *Commenter {
-	return &Commenter{Client: c, Number: 7, Marker: Marker("dagster_cloud.yaml"),
-		Stamp: Stamp{Commit: strings.Repeat("a", 40), RunID: run, RunAttempt: attempt, Written: time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)}}
+	return &Commenter{Client: c, Number: 7, Marker: platform.Marker("dagster_cloud.yaml"),
+		Stamp: platform.Stamp{Commit: strings.Repeat("a", 40), RunID: run, RunAttempt: attempt, Written: time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)}}
 }
 
 func TestIdentity(t *testing.T) {
@@ -81,7 +82,7 @@ func TestCommentKeepsOneAcrossPages(t *testing.T) {
 		t.Errorf("second run wrote comment %d, want %d", next.ID(), id)
 	}
 	ours := marked(emu)
-	if len(ours) != 1 || !strings.HasPrefix(ours[0].Body, "second\n<!-- dagster-branch-deploy-run: commit=aaaaaaaaaaaa") || !strings.HasSuffix(ours[0].Body, Marker("dagster_cloud.yaml")+"\n") {
+	if len(ours) != 1 || !strings.HasPrefix(ours[0].Body, "second\n<!-- dagster-branch-deploy-run: commit=aaaaaaaaaaaa") || !strings.HasSuffix(ours[0].Body, platform.Marker("dagster_cloud.yaml")+"\n") {
 		t.Fatalf("comments: %+v", ours)
 	}
 }
@@ -94,12 +95,12 @@ func TestCommentIsOurs(t *testing.T) {
 	t.Parallel()
 	emu := githubemu.New("ghs_job", bot)
 	emu.AddAdminToken("ghs_job", bot)
-	fake := "Deploy at [approve](https://evil.example)\n" + Marker("dagster_cloud.yaml") + "\n"
+	fake := "Deploy at [approve](https://evil.example)\n" + platform.Marker("dagster_cloud.yaml") + "\n"
 	// Stamped with a newer run, so that trusting it would stop our writes.
-	fakeNewer := "x\n<!-- dagster-branch-deploy-run: commit=bbbb run=999999 attempt=9 written=2030-01-01T00:00:00Z -->\n" + Marker("dagster_cloud.yaml")
+	fakeNewer := "x\n<!-- dagster-branch-deploy-run: commit=bbbb run=999999 attempt=9 written=2030-01-01T00:00:00Z -->\n" + platform.Marker("dagster_cloud.yaml")
 	attacker := emu.AddComment("o", "r", 7, "mallory", fake)
 	attacker2 := emu.AddComment("o", "r", 7, "mallory", fakeNewer)
-	quoted := emu.AddComment("o", "r", 7, bot, "someone quoted "+Marker("dagster_cloud.yaml")+" in the middle of a comment")
+	quoted := emu.AddComment("o", "r", 7, bot, "someone quoted "+platform.Marker("dagster_cloud.yaml")+" in the middle of a comment")
 	c := commenter(newClient(t, serve(t, emu, nil), "ghs_job"), 100, 1)
 	for _, body := range []string{"first", "second"} {
 		if err := c.Write(context.Background(), body); err != nil {
@@ -143,16 +144,26 @@ func TestConcurrentRunsEndWithOneComment(t *testing.T) {
 	var once sync.Once
 	url := serve(t, emu, func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/issues/7/comments") && listed.Load() < runs {
-				if listed.Add(1) == runs {
-					once.Do(func() { close(all) })
-				}
-				select {
-				case <-all:
-				case <-time.After(10 * time.Second):
-				}
+			if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/issues/7/comments") || listed.Load() >= runs {
+				next.ServeHTTP(w, r)
+				return
 			}
-			next.ServeHTTP(w, r)
+			// Answer from the state now, but only once every run has
+			// listed: then all of them saw no comment.
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			if listed.Add(1) == runs {
+				once.Do(func() { close(all) })
+			}
+			select {
+			case <-all:
+			case <-time.After(10 * time.Second):
+			}
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
 		})
 	})
 	var wg sync.WaitGroup
@@ -200,7 +211,7 @@ func TestNeverOlderOverNewer(t *testing.T) {
 	}{{199, 5, false}, {200, 1, false}, {200, 2, true}, {200, 3, true}, {201, 1, true}} {
 		before := marked(emu)[0].Body
 		err := commenter(newClient(t, url, "ghs_job"), tc.run, tc.attempt).Write(context.Background(), "from run")
-		var se *SupersededError
+		var se *platform.SupersededError
 		if tc.wrote != (err == nil) || !tc.wrote && !errors.As(err, &se) {
 			t.Errorf("run %d attempt %d: err = %v", tc.run, tc.attempt, err)
 		}
@@ -210,7 +221,7 @@ func TestNeverOlderOverNewer(t *testing.T) {
 	}
 	// A comment of an older version of the action (no stamp) is taken over.
 	emu2 := githubemu.New("ghs_job", bot)
-	emu2.AddComment("o", "r", 7, bot, "old\n"+Marker("dagster_cloud.yaml")+"\n")
+	emu2.AddComment("o", "r", 7, bot, "old\n"+platform.Marker("dagster_cloud.yaml")+"\n")
 	if err := commenter(newClient(t, serve(t, emu2, nil), "ghs_job"), 1, 1).Write(context.Background(), "new"); err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +243,7 @@ func TestCommentReadsBeforeEachEdit(t *testing.T) {
 	if err := commenter(newClient(t, url, "ghs_job"), 11, 1).Write(context.Background(), "newer run"); err != nil {
 		t.Fatal(err)
 	}
-	var se *SupersededError
+	var se *platform.SupersededError
 	if err := old.Write(context.Background(), "old run finished"); !errors.As(err, &se) {
 		t.Fatalf("err = %v", err)
 	}
@@ -288,36 +299,13 @@ func TestPullRequestAndCommit(t *testing.T) {
 	}
 }
 
-func TestStampRoundTrip(t *testing.T) {
-	t.Parallel()
-	s := Stamp{Commit: strings.Repeat("c", 40), RunID: 123456789012, RunAttempt: 3, Written: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	got, ok := parseStamp("body\n" + s.line() + "\n" + Marker("x"))
-	if !ok || got != s {
-		t.Errorf("parseStamp = %+v, %v; want %+v", got, ok, s)
-	}
-}
-
 // marked returns the comments that end with the marker.
 func marked(emu *githubemu.Server) []githubemu.Comment {
 	var out []githubemu.Comment
 	for _, cm := range emu.Comments("o", "r", 7) {
-		if endsWithMarker(cm.Body, Marker("dagster_cloud.yaml")) {
+		if platform.EndsWithMarker(cm.Body, platform.Marker("dagster_cloud.yaml")) {
 			out = append(out, cm)
 		}
 	}
 	return out
-}
-
-func TestMarker(t *testing.T) {
-	t.Parallel()
-	for key, want := range map[string]string{
-		"dagster_cloud.yaml":         "<!-- dagster-branch-deploy:dagster_cloud.yaml -->",
-		"proj/dagster_cloud.yaml":    "<!-- dagster-branch-deploy:proj/dagster_cloud.yaml -->",
-		"a--->b c/dagster_cloud.yml": "<!-- dagster-branch-deploy:a-_b_c/dagster_cloud.yml -->",
-		"x----y":                     "<!-- dagster-branch-deploy:x-y -->",
-	} {
-		if got := Marker(key); got != want {
-			t.Errorf("Marker(%q) = %q, want %q", key, got, want)
-		}
-	}
 }

@@ -218,15 +218,15 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// checkMarkdown checks what the renderer promises of s: at most MaxBytes;
+// checkMarkdown checks what the renderer promises of s: at most DefaultMaxBytes;
 // for a comment, one marker and at its end; no other "<!--" or "-->"; every
 // code block closed by its own fence; every table row of four cells; every
 // backtick run outside code blocks and HTML lines closed by one of the same
 // length (so no code span is left open or closed early); details balanced.
 func checkMarkdown(t *testing.T, name, s string, comment bool) {
 	t.Helper()
-	if len(s) > MaxBytes {
-		t.Errorf("%s: %d bytes, over %d", name, len(s), MaxBytes)
+	if len(s) > DefaultMaxBytes {
+		t.Errorf("%s: %d bytes, over %d", name, len(s), DefaultMaxBytes)
 	}
 	markers := 0
 	if comment {

@@ -67,7 +67,7 @@ func TestSizeLimit(t *testing.T) {
 			name: "50 locations, 100 KB of error output each",
 			r:    failedWith(50, func(i int) string { return logOf(fmt.Sprint("loc", i), 100<<10/40) }),
 			want: []string{"before them were cut. The full output is in the [run log]", "loc49: the end\n```\n</details>"},
-			min:  MaxBytes - 2000,
+			min:  DefaultMaxBytes - 2000,
 		},
 		{
 			name: "300 locations, 10 KB of error output each",
@@ -89,7 +89,7 @@ func TestSizeLimit(t *testing.T) {
 				"more locations (1 failed); see the [run log](https://github.com/acme/data/actions/runs/42). They are left out to keep this under GitHub's size limit.",
 				"The error output of 1 failed location is left out",
 			},
-			min: MaxBytes - 2000,
+			min: DefaultMaxBytes - 2000,
 		},
 	}
 	for _, tc := range tests {
@@ -122,7 +122,7 @@ func TestSizeLimitHugeMarker(t *testing.T) {
 	t.Parallel()
 	r := base()
 	r.Set("etl", Failed, "boom")
-	marker := "<!-- dagster-branch-deploy:" + strings.Repeat("k", MaxBytes) + " -->"
+	marker := "<!-- dagster-branch-deploy:" + strings.Repeat("k", DefaultMaxBytes) + " -->"
 	if c := r.Comment(marker); !strings.HasSuffix(c, marker+"\n") || !strings.Contains(c, "The report is too long to show") {
 		t.Errorf("comment: %.300s", c)
 	}

@@ -17,9 +17,9 @@ import (
 	"unicode/utf8"
 )
 
-// MaxBytes bounds the size of Comment and Summary. GitHub refuses comments
+// DefaultMaxBytes bounds the size of Comment and Summary. GitHub refuses comments
 // longer than 65,536 characters; counting bytes of UTF-8 is stricter.
-const MaxBytes = 65536
+const DefaultMaxBytes = 65536
 
 // Length bounds, in runes, of the values shown inline.
 const (

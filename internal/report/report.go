@@ -58,6 +58,9 @@ type Report struct {
 	Locations         []Location
 	// Failure is the run's failure, shown above the table.
 	Failure string
+	// MaxBytes bounds Comment and Summary; 0 means DefaultMaxBytes
+	// (GitHub's comment limit).
+	MaxBytes int
 	// Superseded says why the run changed nothing: a newer run of the same
 	// pull request already wrote the branch deployment.
 	Superseded string
@@ -154,7 +157,7 @@ func (r *Report) ImagesJSON() string {
 	return string(b)
 }
 
-// Comment renders the PR comment, at most MaxBytes long (see Summary for
+// Comment renders the PR comment, at most MaxBytes long (DefaultMaxBytes when unset) (see Summary for
 // what gives way when the report is longer). marker is the hidden HTML
 // comment that identifies it on later runs; it ends the comment, and no
 // value shown in the comment can contain "<!--" or "-->".
@@ -162,7 +165,7 @@ func (r *Report) Comment(marker string) string {
 	return r.page("\n<sub>Posted by dagster-branch-deploy; this comment is updated on every run.</sub>\n" + marker + "\n").fit()
 }
 
-// Summary renders the job summary, at most MaxBytes long. When the report
+// Summary renders the job summary, at most MaxBytes long (DefaultMaxBytes when unset). When the report
 // is longer, the end of each failed location's error output is kept, the
 // same length for all, but no less than minErrBytes; if that is not enough,
 // the error output is left out, and if that is not enough either, the table
@@ -186,6 +189,7 @@ type page struct {
 	details []detail // one per location with an error, by name
 	runLog  string   // "run log", linked to the run when it can be
 	suffix  string   // footer and marker of a comment
+	max     int      // bytes the rendering may take
 }
 
 // detail is a failed location's error output.
@@ -202,7 +206,10 @@ type layout struct {
 }
 
 func (r *Report) page(suffix string) *page {
-	p := &page{head: r.headline() + "\n\n" + r.intro(), runLog: link("run log", r.RunURL), suffix: suffix}
+	p := &page{head: r.headline() + "\n\n" + r.intro(), runLog: link("run log", r.RunURL), suffix: suffix, max: r.MaxBytes}
+	if p.max <= 0 {
+		p.max = DefaultMaxBytes
+	}
 	for _, l := range r.Locations {
 		p.rows = append(p.rows, row(l))
 		p.failed = append(p.failed, l.State == Failed)
@@ -225,11 +232,11 @@ func (r *Report) page(suffix string) *page {
 	return p
 }
 
-// fit renders the page within MaxBytes: as it is if it fits, else with less
+// fit renders the page within p.max bytes: as it is if it fits, else with less
 // error output, else without it, else with fewer rows (see Summary).
 func (p *page) fit() string {
 	l := layout{errBytes: defaultErrBytes, details: true, rows: len(p.rows)}
-	if s := p.render(l); len(s) <= MaxBytes {
+	if s := p.render(l); len(s) <= p.max {
 		return s
 	}
 	// largest finds the largest n in [lo, hi] whose rendering fits, and
@@ -239,7 +246,7 @@ func (p *page) fit() string {
 		for lo <= hi {
 			mid := lo + (hi-lo)/2
 			set(mid)
-			if s := p.render(l); len(s) <= MaxBytes {
+			if s := p.render(l); len(s) <= p.max {
 				best, lo = s, mid+1
 			} else {
 				hi = mid - 1
@@ -252,7 +259,7 @@ func (p *page) fit() string {
 			return s
 		}
 		l.details = false
-		if s := p.render(l); len(s) <= MaxBytes {
+		if s := p.render(l); len(s) <= p.max {
 			return s
 		}
 	}

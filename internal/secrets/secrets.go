@@ -39,6 +39,19 @@ type Set struct {
 // command) once for every new single-line form.
 func New(onAdd func(string)) *Set { return &Set{onAdd: onAdd} }
 
+// OnAdd sets the function called once for every new single-line form, and
+// calls it for the forms recorded so far.
+func (s *Set) OnAdd(f func(string)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onAdd = f
+	for _, v := range s.values {
+		if f != nil && !strings.ContainsAny(v, "\r\n") {
+			f(v)
+		}
+	}
+}
+
 // Add records secret values with all their encoded forms. Empty and very
 // short values are ignored.
 func (s *Set) Add(values ...string) {

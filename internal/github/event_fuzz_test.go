@@ -1,10 +1,12 @@
-package cicontext
+package github
 
 import (
 	"os"
 	"path/filepath"
 	"regexp"
 	"testing"
+
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/cicontext"
 )
 
 // Commit SHAs for the seeds and the environment (the fixtures' head commit, and a merge commit).
@@ -101,7 +103,7 @@ func FuzzFromGitHub(f *testing.F) {
 		if err := os.WriteFile(path, payload, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		c, err := FromGitHub(fuzzEnv(event, path), "", nil)
+		c, err := ReadContext(fuzzEnv(event, path), "", nil)
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatalf("FromGitHub returned an error with an empty message (%T)", err)
@@ -115,9 +117,9 @@ func FuzzFromGitHub(f *testing.F) {
 			t.Fatal("FromGitHub returned neither a context nor an error")
 		}
 		switch c.Mode {
-		case ModeBranch, ModeClose, ModeFull:
+		case cicontext.ModeBranch, cicontext.ModeClose, cicontext.ModeFull:
 		default:
-			t.Errorf("Mode = %q, want one of %q, %q, %q", c.Mode, ModeBranch, ModeClose, ModeFull)
+			t.Errorf("cicontext.Mode = %q, want one of %q, %q, %q", c.Mode, cicontext.ModeBranch, cicontext.ModeClose, cicontext.ModeFull)
 		}
 		if c.EventName != event {
 			t.Errorf("EventName = %q, want %q", c.EventName, event)
