@@ -13,6 +13,7 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 [ -x /bin/busybox ] || need+=(busybox-static) # a static shell for test images FROM scratch
 command -v ssh-agent >/dev/null 2>&1 || need+=(openssh-client) # SSH forwarding tests
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
+command -v cmark-gfm >/dev/null 2>&1 || need+=(cmark-gfm) # renders the report's golden files as GitHub does
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "setup: missing ${need[*]}; run as root (or: sudo apt-get install -y ${need[*]})" >&2

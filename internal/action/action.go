@@ -69,6 +69,7 @@ func run(ctx context.Context, env Env, plat platform.Platform, sec *secrets.Set,
 	in, inErr := ReadInputs(plat.Input, plat.Getenv)
 	// Mask before anything is printed, even when the inputs are bad.
 	sec.Add(in.Secrets()...)
+	sec.Add(plat.Secrets()...)
 	sec.AddPair(in.RegistryUsername, in.RegistryPassword)
 	if inErr != nil {
 		return inErr
@@ -88,13 +89,14 @@ func run(ctx context.Context, env Env, plat platform.Platform, sec *secrets.Set,
 		CommitSHA: ci.Commit.SHA,
 		CommitURL: ci.CommitURL,
 		RunURL:    ci.RunURL,
+		Request:   ci.Request,
 		Now:       p.now,
 	}
 	if in.PRComment && ci.PullRequestNumber != 0 {
 		var why string
 		key := filepath.ToSlash(relative(p.workspaceOr("."), p.yamlPath))
 		if p.review, why = plat.Review(ctx, ci, key); p.review == nil {
-			p.log.Warn("Not commenting on the pull request: "+sec.Redact(why), "", 0)
+			p.log.Warn("Not commenting on the "+ci.Request+": "+sec.Redact(why), "", 0)
 		}
 	}
 	err = p.run(ctx)
@@ -228,7 +230,7 @@ func (p *pipeline) run(ctx context.Context) error {
 }
 
 func (p *pipeline) close(ctx context.Context) error {
-	p.logf("Pull request #%d was %s: marking its branch deployment %s.", p.ci.PullRequestNumber, strings.ToLower(p.ci.PullRequestStatus), p.ci.PullRequestStatus)
+	p.logf("%s was %s: marking its branch deployment %s.", upperFirst(p.ci.RequestRef()), strings.ToLower(p.ci.PullRequestStatus), p.ci.PullRequestStatus)
 	p.rep.PullRequestStatus = p.ci.PullRequestStatus
 	if err := p.checkCurrent(ctx); err != nil || p.superseded != "" {
 		return err
@@ -351,11 +353,11 @@ func (p *pipeline) checkCurrent(ctx context.Context) error {
 	}
 	switch {
 	case p.ci.Mode == cicontext.ModeClose && pr.Open:
-		p.superseded = fmt.Sprintf("branch deployment %s was not marked %s: pull request #%d is open again", st.Name, p.ci.PullRequestStatus, p.ci.PullRequestNumber)
+		p.superseded = fmt.Sprintf("branch deployment %s was not marked %s: %s is open again", st.Name, p.ci.PullRequestStatus, p.ci.RequestRef())
 	case p.ci.Mode != cicontext.ModeClose && !pr.Open:
-		p.superseded = fmt.Sprintf("branch deployment %s was not updated: pull request #%d is closed (%s)", st.Name, p.ci.PullRequestNumber, doubt)
+		p.superseded = fmt.Sprintf("branch deployment %s was not updated: %s is closed (%s)", st.Name, p.ci.RequestRef(), doubt)
 	case p.ci.Mode != cicontext.ModeClose && pr.HeadSHA != ours.SHA:
-		p.superseded = fmt.Sprintf("branch deployment %s was not updated: pull request #%d is now at commit %.12s, not this run's %.12s (%s)", st.Name, p.ci.PullRequestNumber, pr.HeadSHA, ours.SHA, doubt)
+		p.superseded = fmt.Sprintf("branch deployment %s was not updated: %s is now at commit %.12s, not this run's %.12s (%s)", st.Name, p.ci.RequestRef(), pr.HeadSHA, ours.SHA, doubt)
 	default:
 		return nil
 	}
@@ -466,7 +468,7 @@ func (p *pipeline) comment(ctx context.Context) {
 		p.superseded = se.Error()
 		_ = p.supersede()
 	case err != nil:
-		p.log.Warn(p.sec.Redact("Could not write the pull request comment (the deploy itself is not affected): "+err.Error()), "", 0)
+		p.log.Warn(p.sec.Redact("Could not write the "+p.ci.Request+" comment (the deploy itself is not affected): "+err.Error()), "", 0)
 	}
 }
 
@@ -476,6 +478,13 @@ func (p *pipeline) warnAt(ws []*config.Error) {
 	for _, w := range ws {
 		p.log.Warn(p.sec.Redact(w.Msg), filepath.ToSlash(relative(p.workspaceOr("."), w.File)), w.Line)
 	}
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // relative is path relative to dir when it is inside it.

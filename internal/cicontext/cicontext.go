@@ -76,6 +76,9 @@ type Context struct {
 	RepoName string // the Dagster+ repoName: owner/repo, or a GitLab project's full path
 	Branch   string // head branch of the pull request, or the pushed branch
 
+	// Request is what the platform calls a pull request ("pull request",
+	// "merge request"), for messages.
+	Request           string
 	PullRequestNumber int // 0 outside pull requests; a merge request's IID
 	PullRequestURL    string
 	PullRequestStatus string // OPEN, CLOSED or MERGED (pull requests only)
@@ -179,6 +182,18 @@ func (c Commit) Short(n int) string {
 		return c.SHA
 	}
 	return c.SHA[:n]
+}
+
+// RequestRef names the request in messages: "pull request #7",
+// "merge request !7".
+func (c *Context) RequestRef() string {
+	switch c.Request {
+	case "", "pull request":
+		return fmt.Sprintf("pull request #%d", c.PullRequestNumber)
+	case "merge request":
+		return fmt.Sprintf("merge request !%d", c.PullRequestNumber)
+	}
+	return fmt.Sprintf("%s %d", c.Request, c.PullRequestNumber)
 }
 
 // PullRequestID is the pull request number as the API's string, or "".

@@ -26,18 +26,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/sethvargo/go-githubactions"
 	"github.com/spf13/cobra"
 
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/action"
-	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/github"
-	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/platform"
 )
 
 // IO is where the commands read their environment and write.
@@ -139,17 +135,17 @@ func (a *app) newRoot() *cobra.Command {
 their images and deploys them to a Dagster+ branch deployment (pull requests)
 or full deployment (pushes to the default branch).
 
-Run without arguments inside GitHub Actions (GITHUB_ACTIONS=true), it is the
-action. Elsewhere, use its commands, which take the flags of dagster-cloud's.`,
+Run without arguments inside GitHub Actions (GITHUB_ACTIONS=true) or GitLab
+CI (GITLAB_CI=true), it deploys the run (the same as deploy). Elsewhere, use
+its commands, which take the flags of dagster-cloud's.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          a.noSuchCommand,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if stdio.Getenv("GITHUB_ACTIONS") != "true" {
-				return &usageError{cmd: cmd, showHelp: true,
-					msg: "no command given: outside GitHub Actions (GITHUB_ACTIONS is not true) run a command, e.g. `branch-deployment create-or-update`"}
+			if stdio.Getenv("GITHUB_ACTIONS") != "true" && stdio.Getenv("GITLAB_CI") != "true" {
+				return &usageError{cmd: cmd, showHelp: true, msg: "no command given: " + errNoCI.Error()}
 			}
-			return runAction(cmd.Context(), stdio)
+			return runAction(cmd.Context(), stdio, runFlags{})
 		},
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
@@ -157,14 +153,8 @@ action. Elsewhere, use its commands, which take the flags of dagster-cloud's.`,
 	root.SetErr(stdio.Stderr)
 	root.SetFlagErrorFunc(a.flagError)
 	a.register(root, &spec{})
-	actionCmd := &cobra.Command{
-		Use:   "action",
-		Short: "Run the GitHub Action from INPUT_* and GITHUB_* environment variables.",
-		Args:  a.noArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return runAction(cmd.Context(), stdio) },
-	}
-	a.register(actionCmd, &spec{})
-	root.AddCommand(actionCmd, a.newBranchDeploymentCmd())
+	root.AddCommand(a.newDeployCmds()...)
+	root.AddCommand(a.newBranchDeploymentCmd())
 	for _, g := range a.newLocationGroups() {
 		root.AddCommand(g)
 	}
@@ -211,26 +201,4 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
-}
-
-func runAction(ctx context.Context, stdio IO) error {
-	hc := &http.Client{Timeout: 90 * time.Second}
-	newPlatform, err := detectPlatform(stdio, hc)
-	if err != nil {
-		return err
-	}
-	if err := action.Run(ctx, action.Env{NewPlatform: newPlatform, Stdout: stdio.Stdout, HTTPClient: hc}); err != nil {
-		return &actionFailure{err: err} // the platform has printed it
-	}
-	return nil
-}
-
-// detectPlatform returns the CI platform the job runs on, from the
-// variables each sets.
-func detectPlatform(stdio IO, hc *http.Client) (func(io.Writer) platform.Platform, error) {
-	switch {
-	case stdio.Getenv("GITHUB_ACTIONS") == "true":
-		return func(log io.Writer) platform.Platform { return github.NewActions(stdio.Getenv, stdio.Stdout, log, hc) }, nil
-	}
-	return nil, errors.New("no CI system detected: the deploy runs inside GitHub Actions (GITHUB_ACTIONS=true); elsewhere use the `branch-deployment create-or-update` and `deployment add-location` commands")
 }

@@ -71,6 +71,10 @@ func (p *Actions) Input(name string) string { return p.a.GetInput(name) }
 
 func (p *Actions) Workspace() string { return p.getenv("GITHUB_WORKSPACE") }
 
+// Secrets are the token the API and ghcr.io use (also GITHUB_TOKEN when
+// the job passes it in the environment).
+func (p *Actions) Secrets() []string { return []string{p.token(), p.getenv("GITHUB_TOKEN")} }
+
 // Context reads the event payload; the commit's metadata comes from the
 // checkout (go-git), else from the API.
 func (p *Actions) Context(ctx context.Context, projectDir string) (*cicontext.Context, error) {

@@ -48,6 +48,7 @@ func ReadContext(getenv func(string) string, workspace string, gitLog cicontext.
 	}
 
 	r := &reader{ev: &ev, getenv: getenv, c: &cicontext.Context{
+		Request:    "pull request",
 		EventName:  eventName,
 		RepoName:   orDefault(ev.Repository.FullName, getenv("GITHUB_REPOSITORY")),
 		RunID:      getenv("GITHUB_RUN_ID"),

@@ -22,6 +22,9 @@ type Platform interface {
 	// Input reads one of the action's inputs (action.yml's names), ""
 	// when it is not set.
 	Input(name string) string
+	// Secrets are the platform's own secret values (its API and registry
+	// tokens), to mask and scrub like the inputs' secrets.
+	Secrets() []string
 	// Workspace is the directory of the repository's checkout.
 	Workspace() string
 	// Context reads what the run deploys: the event, the branch and

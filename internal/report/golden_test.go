@@ -123,6 +123,13 @@ func scenarios() []struct {
 		r.Superseded = "branch deployment 8f1d2c3b4a59 was not updated: pull request #7 is now at commit 0123456789ab, not this run's ec26c3e57ca3"
 		r.Locations = []Location{{Name: "etl", State: Pushed, Image: "ghcr.io/acme/etl:ec26c3e", Updated: t0}}
 	})
+	add("merged-merge-request", func(r *Report) {
+		r.Request = "merge request"
+		r.CommitURL = "https://gitlab.example/acme/data/-/commit/ec26c3e57ca3a959ca5aad62de7213c562f8c821"
+		r.RunURL = "https://gitlab.example/acme/data/-/pipelines/1234"
+		r.PullRequestStatus = "MERGED"
+		r.Set("etl", Closed, "")
+	})
 	add("built-only", func(r *Report) {
 		r.Deployment, r.DeploymentURL = "", ""
 		r.Locations = []Location{
@@ -375,7 +382,7 @@ func TestGoldenHTML(t *testing.T) {
 			t.Errorf("%s: details not balanced", sc.name)
 		}
 		for _, m := range href.FindAllStringSubmatch(html, -1) {
-			if !strings.HasPrefix(m[1], "https://github.com/acme/data/") && !strings.HasPrefix(m[1], "https://acme.dagster.cloud/") {
+			if !strings.HasPrefix(m[1], "https://github.com/acme/data/") && !strings.HasPrefix(m[1], "https://gitlab.example/acme/data/") && !strings.HasPrefix(m[1], "https://acme.dagster.cloud/") {
 				t.Errorf("%s: a link to %q", sc.name, m[1])
 			}
 		}

@@ -58,6 +58,9 @@ type Report struct {
 	Locations         []Location
 	// Failure is the run's failure, shown above the table.
 	Failure string
+	// Request is what the platform calls a pull request; "" means
+	// "pull request".
+	Request string
 	// MaxBytes bounds Comment and Summary; 0 means DefaultMaxBytes
 	// (GitHub's comment limit).
 	MaxBytes int
@@ -356,9 +359,9 @@ func (r *Report) intro() string {
 	case r.Superseded != "":
 		fmt.Fprintf(&b, "This run's commit %s is out of date, so the run changed nothing: %s\n", commit, inlineCode(firstLine(r.Superseded), maxFailure))
 	case r.PullRequestStatus == "MERGED":
-		fmt.Fprintf(&b, "The pull request was merged at commit %s: the branch deployment was marked **merged** and nothing was built.\n", commit)
+		fmt.Fprintf(&b, "The %s was merged at commit %s: the branch deployment was marked **merged** and nothing was built.\n", r.request(), commit)
 	case r.PullRequestStatus == "CLOSED":
-		fmt.Fprintf(&b, "The pull request was closed at commit %s: the branch deployment was marked **closed** and nothing was built.\n", commit)
+		fmt.Fprintf(&b, "The %s was closed at commit %s: the branch deployment was marked **closed** and nothing was built.\n", r.request(), commit)
 	default:
 		fmt.Fprintf(&b, "Commit %s", commit)
 		if r.RunURL != "" {
@@ -374,6 +377,13 @@ func (r *Report) intro() string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+func (r *Report) request() string {
+	if r.Request == "merge request" {
+		return r.Request
+	}
+	return "pull request"
 }
 
 // row is a location's table row.
