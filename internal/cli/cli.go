@@ -149,6 +149,7 @@ its commands, which take the flags of dagster-cloud's.`,
 		},
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
+	root.Version = versionString()
 	root.SetOut(stdio.Stdout)
 	root.SetErr(stdio.Stderr)
 	root.SetFlagErrorFunc(a.flagError)

@@ -106,30 +106,57 @@ func TestContainerContract(t *testing.T) {
 	}
 }
 
-// buildActionImage builds the Dockerfile's final stage around a static
+// buildActionImage builds the Dockerfile's default target (the action's
+// image, as GitHub builds a Docker action's Dockerfile) around a static
 // binary built here (the Go image of the release build is not reachable).
 func buildActionImage(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	return buildDockerfileImage(t, ctx, "", testVersion)
+}
+
+// testVersion is the version the tests stamp into the binaries they put in
+// images, as the Dockerfile's build stage does with --build-arg VERSION.
+const testVersion = "v0.0.0-e2e"
+
+// buildDockerfileImage builds a target of the repository's Dockerfile ("" is
+// the default, the action's image) with --build-arg BINARY=prebuilt: the
+// context holds the Dockerfile, a static binary built here with version
+// stamped as the release build stamps it, the host's CA certificates and,
+// for the gitlab target, Debian's static busybox (BUSYBOX=busybox-prebuilt).
+// No base image is pulled.
+func buildDockerfileImage(t *testing.T, ctx context.Context, target, version string) string {
 	t.Helper()
 	root, err := testbed.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, "dagster-branch-deploy"), ".")
+	ldflags := "-s -w -X github.com/dagster-branch-deploy/dagster-branch-deploy/internal/cli.Version=" + version
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags="+ldflags, "-o", filepath.Join(dir, "dagster-branch-deploy"), ".")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building the static binary: %v\n%s", err, out)
 	}
-	for src, dst := range map[string]string{
+	files := map[string]string{
 		filepath.Join(root, "Dockerfile"):    "Dockerfile",
 		"/etc/ssl/certs/ca-certificates.crt": "ca-certificates.crt",
-	} {
+	}
+	args := map[string]string{"BINARY": "prebuilt"}
+	if target == "gitlab" {
+		files["/bin/busybox"] = "busybox"
+		args["BUSYBOX"] = "busybox-prebuilt"
+	}
+	for src, dst := range files {
 		data, err := os.ReadFile(src)
 		if err != nil {
-			t.Fatalf("%v (install ca-certificates)", err)
+			t.Fatalf("%v (scripts/setup.sh installs ca-certificates and busybox-static)", err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, dst), data, 0o644); err != nil {
+		mode := os.FileMode(0o644)
+		if dst == "busybox" {
+			mode = 0o755
+		}
+		if err := os.WriteFile(filepath.Join(dir, dst), data, mode); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -142,9 +169,10 @@ func buildActionImage(t *testing.T, ctx context.Context) string {
 	if _, err := build.NewBuilder(docker, &log).Build(ctx, build.Spec{
 		ContextDir: dir,
 		Tags:       []string{ref},
-		BuildArgs:  map[string]string{"BINARY": "prebuilt"},
+		Target:     target,
+		BuildArgs:  args,
 	}); err != nil {
-		t.Fatalf("building the action image: %v\n%s", err, log.String())
+		t.Fatalf("building the image (target %q): %v\n%s", target, err, log.String())
 	}
 	t.Cleanup(func() {
 		_, _ = docker.ImageRemove(context.Background(), ref, image.RemoveOptions{Force: true, PruneChildren: true})
