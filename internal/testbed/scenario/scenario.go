@@ -3,6 +3,11 @@
 // GitHub emulator — plus a git workspace holding an example project, and
 // runs the built binary the way the runner runs a Docker action. The
 // end-to-end tests and the local demo share it.
+//
+// NewGitLab sets up the same for GitLab CI (see gitlab.go): the GitLab API
+// emulator instead of GitHub's, a registry that takes the job token as
+// GitLab's own registry does, and RunGitLab runs the binary with a job's
+// predefined variables instead of GITHUB_*.
 package scenario
 
 import (
@@ -27,6 +32,7 @@ import (
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/dagsteremu"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/githubemu"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/gitlabemu"
 )
 
 // Credentials the stand-ins accept.
@@ -46,9 +52,16 @@ type Scenario struct {
 	Registry   *testbed.Registry
 	Dagster    *dagsteremu.Server
 	DagsterURL string
-	GitHub     *githubemu.Server
-	GitHubURL  string // GITHUB_API_URL
+	GitHub     *githubemu.Server // nil in GitLab mode
+	GitHubURL  string            // GITHUB_API_URL
 	RepoRoot   string
+
+	// GitLab mode (NewGitLab); GitLab is nil otherwise.
+	GitLab        *gitlabemu.Server
+	GitLabURL     string // CI_API_V4_URL of the emulator
+	GitLabProject int64  // the project's ID in the emulator (CI_PROJECT_ID)
+	GitLabBot     string // the user GITLAB_TOKEN writes notes as
+	gitlabMRs     map[int]*gitlabemu.MergeRequest
 	// StopSignal, when set, is what Run sends the binary when its context
 	// ends (as the runner sends SIGTERM to a cancelled job); else it is
 	// killed.
@@ -61,12 +74,21 @@ type Scenario struct {
 // New copies testdata/projects/<project> into a git workspace under dir and
 // starts the stand-ins.
 func New(ctx context.Context, dir, project string) (*Scenario, error) {
+	return newScenario(ctx, dir, project, false)
+}
+
+func newScenario(ctx context.Context, dir, project string, gitlab bool) (*Scenario, error) {
 	root, err := testbed.RepoRoot()
 	if err != nil {
 		return nil, err
 	}
 	s := &Scenario{Dir: dir, Workspace: filepath.Join(dir, "workspace"), RepoRoot: root}
-	reg, err := testbed.StartRegistry(ctx, filepath.Join(dir, "registry"), RegistryUser, RegistryPassword)
+	user, password := RegistryUser, RegistryPassword
+	if gitlab {
+		// GitLab's registry takes the job token as CI_REGISTRY_USER's password.
+		user, password = GitLabRegistryUser, GitLabJobToken
+	}
+	reg, err := testbed.StartRegistry(ctx, filepath.Join(dir, "registry"), user, password)
 	if err != nil {
 		return nil, err
 	}
@@ -76,10 +98,15 @@ func New(ctx context.Context, dir, project string) (*Scenario, error) {
 	s.Dagster = dagsteremu.New(dagsteremu.WithTokens(DagsterToken), dagsteremu.WithOrganization(Organization))
 	dsrv := httptest.NewServer(s.Dagster)
 	s.DagsterURL = dsrv.URL
-	s.GitHub = githubemu.New(GitHubToken, "github-actions[bot]")
-	gsrv := httptest.NewServer(s.GitHub)
-	s.GitHubURL = githubemu.URL(gsrv.URL)
-	s.closers = append(s.closers, dsrv.Close, gsrv.Close)
+	s.closers = append(s.closers, dsrv.Close)
+	if gitlab {
+		s.startGitLab()
+	} else {
+		s.GitHub = githubemu.New(GitHubToken, "github-actions[bot]")
+		gsrv := httptest.NewServer(s.GitHub)
+		s.GitHubURL = githubemu.URL(gsrv.URL)
+		s.closers = append(s.closers, gsrv.Close)
+	}
 
 	if err := copyProject(filepath.Join(root, "testdata", "projects", project), s.Workspace, map[string]string{"{{REGISTRY}}": reg.Addr}); err != nil {
 		s.Close()
@@ -88,6 +115,12 @@ func New(ctx context.Context, dir, project string) (*Scenario, error) {
 	if s.HeadSHA, err = gitCommit(s.Workspace, "Add quickstart code locations"); err != nil {
 		s.Close()
 		return nil, err
+	}
+	if gitlab {
+		if err := s.gitlabWorkspace(); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	s.publish("Add quickstart code locations")
 	return s, nil
@@ -149,6 +182,12 @@ func gitCommit(dir, msg string) (string, error) {
 
 // Commit adds an empty commit to the workspace (a new push to the PR).
 func (s *Scenario) Commit(msg string) error {
+	if s.GitLab != nil {
+		// Back on the source branch after a MergedResult checkout.
+		if _, err := git(s.Workspace, "checkout", "-q", GitLabSourceBranch); err != nil {
+			return err
+		}
+	}
 	if _, err := git(s.Workspace, "commit", "-q", "--allow-empty", "-m", msg); err != nil {
 		return err
 	}
@@ -158,9 +197,13 @@ func (s *Scenario) Commit(msg string) error {
 	return err
 }
 
-// publish makes the head commit known to the GitHub emulator, as a push
-// would, for a run that cannot read it from the checkout.
+// publish makes the head commit known to the GitHub (or GitLab) emulator,
+// as a push would, for a run that cannot read it from the checkout.
 func (s *Scenario) publish(msg string) {
+	if s.GitLab != nil {
+		s.publishGitLab(msg)
+		return
+	}
 	s.GitHub.AddCommit("Codertocat", "Hello-World", githubemu.Commit{
 		SHA: s.HeadSHA, Message: msg, AuthorName: "Jane Doe", AuthorEmail: "jane@example.com",
 		AuthorLogin: "jane", AvatarURL: "https://avatars.example/jane", Date: time.Now().UTC().Truncate(time.Second),
@@ -203,6 +246,11 @@ type Result struct {
 	Stderr   string
 	Outputs  map[string]string
 	Summary  string
+	// Dotenv is what a GitLab run (RunGitLab) wrote to its --dotenv file,
+	// as GitLab reads a dotenv report; nil when it wrote none. DotenvRaw is
+	// the file as it is.
+	Dotenv    map[string]string
+	DotenvRaw string
 }
 
 // files are a run's file-command files on the host.
