@@ -70,6 +70,22 @@ type Spec struct {
 	BuildArgs  map[string]string // --build-arg values
 	Target     string            // the stage to build (--target); empty builds the last stage
 	Platform   string            // optional, e.g. "linux/amd64" (API >= 1.32)
+
+	// DockerfileContent, when not nil, is the Dockerfile itself, for a Dockerfile the caller
+	// generates (a Dagster+ Serverless project has none). Dockerfile must then be empty (giving
+	// both is an error, as is empty or blank content), and a file named Dockerfile in
+	// ContextDir is an ordinary context file: not used, not needed, not changed. Nothing is
+	// written to ContextDir.
+	//
+	// The content travels beside the context, as a Dockerfile from stdin does with
+	// `docker build -f - DIR`: .dockerignore cannot exclude it and COPY never sees it. BuildKit
+	// reads it from the build session, which then serves the context directory too, as
+	// `docker buildx build` does (see filesync.go). The classic builder gets it in the context
+	// tar under a random name that the tar's .dockerignore lists, so the daemon removes it from
+	// the context after reading it; a .dockerignore that does not list itself is copied by COPY
+	// with that extra last line (as with `docker build -f -`).
+	DockerfileContent []byte
+
 	// PullAuth holds credentials for FROM images and CacheFrom images, keyed by registry host
 	// (or "https://index.docker.io/v1/" for Docker Hub; see registryauth.ConfigKey). May be nil.
 	PullAuth map[string]registry.AuthConfig
@@ -95,7 +111,7 @@ type Spec struct {
 // Builder's log as plain text. A failing step gives a *StreamError holding the daemon's message,
 // the failing step (BuildKit) and the last lines of its output.
 func (b *Builder) Build(ctx context.Context, s Spec) (string, error) {
-	bc, err := prepareContext(s.ContextDir, s.Dockerfile)
+	bc, err := prepareSpecContext(s)
 	if err != nil {
 		return "", err
 	}

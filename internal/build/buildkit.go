@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/docker/docker/api/types/build"
@@ -26,15 +27,22 @@ func buildKitOptions(bc *buildContext, s Spec, sessionID string) build.ImageBuil
 			args[inlineCacheArg] = &one
 		}
 	}
+	dockerfile, remote := bc.dockerfile, ""
+	if bc.generated != nil {
+		// From the session's "dockerfile" directory, and the context from its "context" (see
+		// fileSync).
+		dockerfile, remote = DefaultDockerfile, clientSessionRemote
+	}
 	return build.ImageBuildOptions{
-		Version:    build.BuilderBuildKit,
-		SessionID:  sessionID,
-		Dockerfile: bc.dockerfile,
-		Tags:       s.Tags,
-		Labels:     s.Labels,
-		BuildArgs:  args,
-		Target:     s.Target,
-		Platform:   s.Platform,
+		Version:       build.BuilderBuildKit,
+		SessionID:     sessionID,
+		RemoteContext: remote,
+		Dockerfile:    dockerfile,
+		Tags:          s.Tags,
+		Labels:        s.Labels,
+		BuildArgs:     args,
+		Target:        s.Target,
+		Platform:      s.Platform,
 		// Registry images with inline cache; BuildKit resolves them through the session's
 		// credentials and skips those it cannot find.
 		CacheFrom: s.CacheFrom,
@@ -46,11 +54,19 @@ func buildKitOptions(bc *buildContext, s Spec, sessionID string) build.ImageBuil
 
 // buildBuildKit builds with BuildKit. The context tar is the request body (the daemon hands it
 // to BuildKit as the build context), and a session serves registry credentials, secrets and SSH
-// agents while the build runs.
+// agents while the build runs. With a generated Dockerfile, the session also serves the
+// context and the Dockerfile, and the request has no body (see fileSync).
 func (b *Builder) buildBuildKit(ctx context.Context, bc *buildContext, s Spec) (string, error) {
 	attachables, err := sessionAttachables(s, b.getenv)
 	if err != nil {
 		return "", fmt.Errorf("building %s: %w", s.Tags[0], err)
+	}
+	if bc.generated != nil {
+		files, err := bc.fileSync()
+		if err != nil {
+			return "", fmt.Errorf("building %s: %w", s.Tags[0], err)
+		}
+		attachables = append(attachables, files)
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -63,14 +79,18 @@ func (b *Builder) buildBuildKit(ctx context.Context, bc *buildContext, s Spec) (
 		sess.close()
 	}()
 
-	tar, err := bc.tar()
-	if err != nil {
-		return "", err
+	var body io.Reader
+	if bc.generated == nil {
+		tar, err := bc.tar()
+		if err != nil {
+			return "", err
+		}
+		defer tar.Close()
+		body = tar
 	}
-	defer tar.Close()
 
-	fmt.Fprintf(b.log, "Building %s from %s (Dockerfile %s) with BuildKit\n", strings.Join(s.Tags, ", "), bc.dir, bc.dockerfile)
-	resp, err := b.docker.ImageBuild(ctx, tar, buildKitOptions(bc, s, sess.id()))
+	fmt.Fprintf(b.log, "Building %s from %s (%s) with BuildKit\n", strings.Join(s.Tags, ", "), bc.dir, bc.describeDockerfile())
+	resp, err := b.docker.ImageBuild(ctx, body, buildKitOptions(bc, s, sess.id()))
 	if err != nil {
 		return "", fmt.Errorf("starting the build of %s: %w", s.Tags[0], sessionCause(ctx, err))
 	}
@@ -91,7 +111,7 @@ func sessionCause(ctx context.Context, err error) error {
 }
 
 // sharedKey names the context directory to the daemon, as docker/cli does; BuildKit uses it to
-// reuse files synced in earlier sessions (not used here, as the context is sent as a tar).
+// reuse files synced in earlier sessions (only builds with a generated Dockerfile sync files).
 func sharedKey(dir string) string {
 	sum := sha256.Sum256([]byte(dir))
 	return hex.EncodeToString(sum[:])

@@ -45,7 +45,7 @@ func (b *Builder) buildClassic(ctx context.Context, bc *buildContext, s Spec, wh
 	}
 	defer tar.Close()
 
-	fmt.Fprintf(b.log, "Building %s from %s (Dockerfile %s) with the classic builder\n", strings.Join(s.Tags, ", "), bc.dir, bc.dockerfile)
+	fmt.Fprintf(b.log, "Building %s from %s (%s) with the classic builder\n", strings.Join(s.Tags, ", "), bc.dir, bc.describeDockerfile())
 	resp, err := b.docker.ImageBuild(ctx, tar, classicOptions(bc, s))
 	if err != nil {
 		return "", fmt.Errorf("starting the build of %s: %w", s.Tags[0], err)
