@@ -20,7 +20,8 @@ func validateOperations(t *testing.T, schema *ast.Schema) {
 	// one a conscious addition.
 	want := []string{"CliAddOrUpdateLocation", "CliAgentStatus", "CliCreateOrUpdateBranchDeployment",
 		"CliDeleteDeployment", "CliDeployLocations", "CliDeploymentByName", "CliGetBranchDeploymentName",
-		"CliLocationsQuery", "CliOrganizationSettings", "DeploymentByNameQuery"}
+		"CliGetEcrInfo", "CliLocationsQuery", "CliOrganizationSettings", "CliServerlessStatus",
+		"DeploymentByNameQuery", "DeploymentInfoQuery"}
 	got := slices.Sorted(maps.Keys(ops))
 	if !slices.Equal(got, want) {
 		t.Errorf("operations = %v, want %v", got, want)

@@ -102,6 +102,7 @@ func (rc *requestContext) queryRoot() map[string]any {
 			"__typename": "OrganizationSettings",
 			"settings":   map[string]any{},
 		},
+		"serverless": resolver(func(map[string]any) (any, error) { return rc.serverlessValue() }),
 	}
 }
 
@@ -260,7 +261,7 @@ func (rc *requestContext) deploymentValue(d *deploymentState) map[string]any {
 		"deploymentName":     d.Name,
 		"deploymentType":     d.Type,
 		"isBranchDeployment": d.Type == "BRANCH",
-		"agentType":          "HYBRID",
+		"agentType":          rc.s.agentType(),
 		// Full deployments have neither git metadata nor a latest commit:
 		// both fields resolve to null.
 		"branchDeploymentGitMetadata": nil,

@@ -29,12 +29,29 @@ import (
 //go:embed schema.graphql
 var schemaSDL string
 
+//go:embed schema_ext.graphql
+var schemaExtSDL string
+
 // schema is the parsed subset schema. Parsing it is checked by the tests.
 var schema = gqlparser.MustLoadSchema(&ast.Source{Name: "dagsteremu/schema.graphql", Input: schemaSDL})
 
+// extendedSchema is the subset schema plus the fields the Dagster+ server has
+// that the reference schema lacks (schema_ext.graphql). The emulator serves it
+// unless WithReferenceSchemaOnly is used.
+var extendedSchema = gqlparser.MustLoadSchema(
+	&ast.Source{Name: "dagsteremu/schema.graphql", Input: schemaSDL},
+	&ast.Source{Name: "dagsteremu/schema_ext.graphql", Input: schemaExtSDL},
+)
+
 // SchemaSDL returns the emulator's schema: a hand-written subset of the
-// Dagster+ GraphQL schema, in SDL.
+// Dagster+ GraphQL schema, in SDL. Every field in it exists in the reference
+// schema.
 func SchemaSDL() string { return schemaSDL }
+
+// SchemaExtensionSDL returns the fields the Dagster+ server has that the
+// reference schema lacks, as SDL type extensions of SchemaSDL's types (see
+// schema_ext.graphql). By default the emulator serves both.
+func SchemaExtensionSDL() string { return schemaExtSDL }
 
 const (
 	// DefaultToken is the API token accepted when WithTokens is not used.
@@ -58,14 +75,22 @@ type Server struct {
 	loadPolls              int
 	unauthorizedAsTypename bool
 	deploymentLimit        int
+	referenceSchemaOnly    bool
+	serverless             *ServerlessRegistry // nil: a Hybrid organization
 
 	mu           sync.Mutex
 	deployments  []*deploymentState // in creation order
 	nextID       int
 	agentRunning bool
 	failures     map[string]string // location name -> scripted load error
-	faults       []*Fault
-	requests     []Request
+	// Serverless registry answers still to come without a registry (see
+	// SetServerlessPending), and the scripted agent status (see
+	// SetServerlessStatus).
+	serverlessPending       int
+	serverlessStatus        string
+	serverlessStatusMessage string
+	faults                  []*Fault
+	requests                []Request
 }
 
 // Option configures a Server.
@@ -396,6 +421,7 @@ func (s *Server) handleGraphQL(body requestBody, deployment string, unauthorized
 	fail := func(errs gqlerror.List) map[string]any {
 		return map[string]any{"errors": errs, "data": nil}
 	}
+	schema := s.gqlSchema()
 	doc, errs := gqlparser.LoadQueryWithRules(schema, body.Query, nil)
 	if len(errs) > 0 {
 		return fail(errs)
