@@ -159,6 +159,7 @@ type pipeline struct {
 	client     *dagster.Client
 	resolver   *registryauth.Resolver
 	review     platform.Review // nil: no comment
+	serverless *serverlessRun  // nil: a Hybrid organization
 	// superseded says why a newer run owns the branch deployment and the
 	// comment; this run then writes neither.
 	superseded string
@@ -226,6 +227,9 @@ func (p *pipeline) run(ctx context.Context) error {
 	if err := p.client.CheckConnection(ctx); err != nil {
 		return err
 	}
+	if err := p.detectAgent(ctx, locs); err != nil {
+		return err
+	}
 	return p.deploy(ctx, locs)
 }
 
@@ -290,7 +294,7 @@ func (p *pipeline) deploy(ctx context.Context, locs []config.Location) error {
 		p.logf("location_load_timeout is 0: not waiting for the locations to load.")
 		return nil
 	}
-	p.logf("Waiting up to %s for the agent to load %s...", p.in.LocationLoadTimeout, strings.Join(names, ", "))
+	p.logf("Waiting up to %s for the agent to load %s (and up to %s for an agent to answer)...", p.in.LocationLoadTimeout, strings.Join(names, ", "), p.in.AgentHeartbeatTimeout)
 	results, err := p.client.WaitForLoad(ctx, name, names, dagster.WaitOptions{
 		LocationLoadTimeout:   p.in.LocationLoadTimeout,
 		AgentHeartbeatTimeout: p.in.AgentHeartbeatTimeout,

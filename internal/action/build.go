@@ -14,6 +14,7 @@ import (
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/config"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/registryauth"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/report"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/serverless"
 )
 
 // Docker builds and pushes images; *build.Builder is the real one.
@@ -81,6 +82,10 @@ func sanitizeTag(s string) string {
 // image reference of each location. If any location fails, it returns an
 // error naming all that failed, and nothing should be deployed.
 func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[string]string, error) {
+	locs, err := p.placeServerless(locs)
+	if err != nil {
+		return nil, err
+	}
 	for _, l := range locs {
 		if err := p.cfg.CheckBuildable(l); err != nil {
 			return nil, err
@@ -103,6 +108,9 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 			continue
 		}
 		ref := l.Build.Registry + ":" + p.imageTag(l, shared(l))
+		if r, ok := p.serverlessRef(l); ok {
+			ref = r
+		}
 		images[l.Name] = ref
 		p.rep.Locations = append(p.rep.Locations, report.Location{Name: l.Name, State: report.Building, Image: ref, Updated: p.now()})
 		toBuild = append(toBuild, l)
@@ -115,6 +123,9 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 	paths := map[string]config.BuildPaths{}
 	for _, l := range toBuild {
 		bp, err := p.cfg.BuildPaths(l, p.projectDir, p.in.Dockerfile)
+		if _, ok := p.serverlessRef(l); ok && err == nil {
+			err = p.serverlessDockerfile(l, bp)
+		}
 		if err != nil {
 			p.failAll(toBuild)
 			return nil, err
@@ -151,6 +162,9 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 		IDToken:                     reg.IDToken,
 		Getenv:                      p.plat.Getenv,
 		HTTPClient:                  p.env.HTTPClient,
+	}
+	if p.serverless != nil {
+		p.resolver.Provide(p.serverless.reg.Host(), p.serverless.reg.Username, p.serverless.reg.Password, "the token Dagster+ hands out for its Serverless registry")
 	}
 	auths := map[string]registry.AuthConfig{}
 	for _, l := range toBuild {
@@ -286,6 +300,13 @@ func (p *pipeline) spec(l config.Location, paths config.BuildPaths, ref string, 
 		Secrets:    secrets,
 		SSH:        p.containerSSH(p.in.SSH),
 		PullAuth:   pullAuth(auths),
+	}
+	if _, ok := p.serverlessRef(l); ok {
+		// Dagster+ Serverless runs linux/amd64 images.
+		spec.Platform = serverless.Platform
+		if content, ok := p.serverless.generated[l.Name]; ok {
+			spec.Dockerfile, spec.DockerfileContent = "", content
+		}
 	}
 	cache := p.in.Cache
 	if b.Cache != nil {

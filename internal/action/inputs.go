@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/config"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/serverless"
 )
 
 // Inputs are the action's inputs (action.yml), with defaults applied.
@@ -26,6 +27,15 @@ type Inputs struct {
 	PRComment             bool
 	LocationLoadTimeout   time.Duration
 	AgentHeartbeatTimeout time.Duration
+	// HeartbeatDefault says agent_heartbeat_timeout was not set: it then
+	// follows the agent type (120 s Hybrid, 900 s Serverless), as upstream.
+	HeartbeatDefault bool
+
+	// Serverless organizations: the generated Dockerfile's Python version,
+	// base image and baked-in environment.
+	PythonVersion string
+	BaseImage     string
+	EnvVars       []serverless.EnvVar
 
 	// Build inputs; dagster_cloud.yaml's build section may override them
 	// per location.
@@ -119,6 +129,15 @@ func ReadInputs(input, getenv func(string) string) (Inputs, error) {
 	// agent (`ci deploy`'s default for Hybrid).
 	if in.LocationLoadTimeout, err = parseSeconds("location_load_timeout", get("location_load_timeout", "", "3600")); err != nil {
 		return in, err
+	}
+	in.HeartbeatDefault = strings.TrimSpace(input("agent_heartbeat_timeout")) == ""
+	in.PythonVersion = get("python_version", "", serverless.DefaultPythonVersion)
+	if err := serverless.CheckPythonVersion(in.PythonVersion); err != nil {
+		return in, &InputError{"python_version", err.Error()}
+	}
+	in.BaseImage = get("base_image", "", "")
+	if in.EnvVars, err = serverless.ParseEnvVars(input("env_vars")); err != nil {
+		return in, &InputError{"env_vars", err.Error()}
 	}
 	if in.AgentHeartbeatTimeout, err = parseSeconds("agent_heartbeat_timeout", get("agent_heartbeat_timeout", "", "120")); err != nil {
 		return in, err

@@ -28,8 +28,8 @@ func TestReadInputs(t *testing.T) {
 			name: "defaults",
 			check: func(t *testing.T, in Inputs) {
 				want := Inputs{Deployment: "prod", ProjectDir: ".", YAMLPath: "dagster_cloud.yaml", PRComment: true,
-					LocationLoadTimeout: 3600 * time.Second, AgentHeartbeatTimeout: 120 * time.Second,
-					Dockerfile: "Dockerfile", Platform: "linux/amd64", Cache: true, Push: true}
+					LocationLoadTimeout: 3600 * time.Second, AgentHeartbeatTimeout: 120 * time.Second, HeartbeatDefault: true,
+					PythonVersion: "3.11", Dockerfile: "Dockerfile", Platform: "linux/amd64", Cache: true, Push: true}
 				if !reflect.DeepEqual(in, want) {
 					t.Errorf("got %+v", in)
 				}

@@ -29,6 +29,7 @@ type fakeDocker struct {
 	buildErr error
 	pushErr  error
 	onBuild  func()
+	logins   []registry.AuthConfig
 }
 
 func (f *fakeDocker) Build(_ context.Context, s build.Spec) (string, error) {
@@ -39,7 +40,10 @@ func (f *fakeDocker) Build(_ context.Context, s build.Spec) (string, error) {
 	return "sha256:image", f.buildErr
 }
 
-func (f *fakeDocker) Login(context.Context, registry.AuthConfig, string) error { return nil }
+func (f *fakeDocker) Login(_ context.Context, a registry.AuthConfig, _ string) error {
+	f.logins = append(f.logins, a)
+	return nil
+}
 
 func (f *fakeDocker) Push(_ context.Context, ref string, _ registry.AuthConfig) (string, error) {
 	f.pushes = append(f.pushes, ref)
@@ -72,10 +76,11 @@ locations:
     build: {directory: ./ml, cache: false}
 `
 
-func newHarness(t *testing.T, inputs map[string]string) *harness {
+func newHarness(t *testing.T, inputs map[string]string, emuOpts ...dagsteremu.Option) *harness {
 	t.Helper()
 	dir := t.TempDir()
-	h := &harness{docker: &fakeDocker{}, dagster: dagsteremu.New(dagsteremu.WithTokens("dg-token-1234", agentToken)), github: githubemu.New("gh-token-1234", "bot")}
+	emuOpts = append([]dagsteremu.Option{dagsteremu.WithTokens("dg-token-1234", agentToken)}, emuOpts...)
+	h := &harness{docker: &fakeDocker{}, dagster: dagsteremu.New(emuOpts...), github: githubemu.New("gh-token-1234", "bot")}
 	dsrv, gsrv := httptest.NewServer(h.dagster), httptest.NewServer(h.github)
 	t.Cleanup(dsrv.Close)
 	t.Cleanup(gsrv.Close)
@@ -195,7 +200,7 @@ func TestPipelineScrubsSecretsFromFailures(t *testing.T) {
 			t.Errorf("the secret is in the %s:\n%s", where, text)
 		}
 	}
-	if len(h.dagster.Requests()) > 1 { // the connection check only
+	if len(h.dagster.Requests()) > 2 { // the connection check and the agent type only
 		t.Errorf("deployed after a failed build: %d Dagster+ calls", len(h.dagster.Requests()))
 	}
 }

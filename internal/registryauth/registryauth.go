@@ -107,6 +107,7 @@ const (
 	SourceGoogle           Source = "google"            // a Google OAuth2 access token (service-account key or workload identity federation)
 	SourceGitHubToken      Source = "github-token"      // the action input github_token (ghcr.io)
 	SourceGitLabCI         Source = "gitlab-ci"         // GitLab CI's CI_REGISTRY_USER and CI_REGISTRY_PASSWORD/CI_JOB_TOKEN
+	SourceProvided         Source = "provided"          // given by the caller (Provide), e.g. the Dagster+ Serverless registry's token
 	SourceNone             Source = "none"              // nothing found: anonymous access
 )
 
@@ -210,6 +211,20 @@ type Resolver struct {
 
 	mu    sync.Mutex
 	cache map[string]Credentials
+}
+
+// Provide sets the credentials of a registry host that the caller got
+// elsewhere (Dagster+ hands out a Serverless organization's registry
+// token): Resolve returns them for the host instead of looking.
+func (r *Resolver) Provide(host, username, password, origin string) {
+	c := Credentials{Host: host, Kind: KindOther, Source: SourceProvided, Origin: origin,
+		Auth: registry.AuthConfig{Username: username, Password: password, ServerAddress: ConfigKey(host)}}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cache == nil {
+		r.cache = map[string]Credentials{}
+	}
+	r.cache[host] = c
 }
 
 // refreshMargin is how long before its expiry a cached derived token is fetched anew.

@@ -67,6 +67,24 @@ func (l Layout) HasDependencies() bool {
 	return l.RequirementsTxt || l.SetupPy || l.PyprojectToml
 }
 
+// Files names the dependency files and hooks the layout uses, for
+// messages.
+func (l Layout) Files() []string {
+	var out []string
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{l.RequirementsTxt, RequirementsTxt}, {l.SetupPy, SetupPy}, {l.PyprojectToml, PyprojectToml}, {l.PreInstallHook, PreInstallHook}, {l.PostInstallHook, PostInstallHook}} {
+		if f.on {
+			out = append(out, f.name)
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, "no dependency files")
+	}
+	return out
+}
+
 // NoDependenciesError is returned by Dockerfile for a build directory with
 // neither requirements.txt, setup.py nor pyproject.toml and the default
 // base image: nothing would install dagster-cloud, which Dagster+ runs the
