@@ -10,26 +10,26 @@ import (
 	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types/registry"
 
-	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/build"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/config"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/imagebuild"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/registryauth"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/report"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/serverless"
 )
 
-// Docker builds and pushes images; *build.Builder is the real one.
+// Docker builds and pushes images; *imagebuild.Builder is the real one.
 type Docker interface {
-	Build(ctx context.Context, s build.Spec) (string, error)
+	Build(ctx context.Context, s imagebuild.Spec) (string, error)
 	Login(ctx context.Context, auth registry.AuthConfig, from string) error
 	Push(ctx context.Context, ref string, auth registry.AuthConfig) (string, error)
 }
 
 func realDocker(ctx context.Context, log io.Writer) (Docker, error) {
-	c, err := build.NewClient(ctx)
+	c, err := imagebuild.NewClient(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return build.NewBuilder(c, log), nil
+	return imagebuild.NewBuilder(c, log), nil
 }
 
 // imageTag is the tag of a location's image: the input image_tag, else
@@ -266,7 +266,7 @@ func (p *pipeline) buildOne(ctx context.Context, docker Docker, l config.Locatio
 
 // spec is the build of one location: the action's build inputs with the
 // location's build section laid over them.
-func (p *pipeline) spec(l config.Location, paths config.BuildPaths, ref string, shared bool, auths map[string]registry.AuthConfig) build.Spec {
+func (p *pipeline) spec(l config.Location, paths config.BuildPaths, ref string, shared bool, auths map[string]registry.AuthConfig) imagebuild.Spec {
 	b := l.Build
 	labels := map[string]string{
 		"org.opencontainers.image.source":   p.ci.RepoURL,
@@ -289,7 +289,7 @@ func (p *pipeline) spec(l config.Location, paths config.BuildPaths, ref string, 
 	for id, v := range p.in.BuildSecrets {
 		secrets[id] = []byte(v)
 	}
-	spec := build.Spec{
+	spec := imagebuild.Spec{
 		ContextDir: paths.ContextDir,
 		Dockerfile: paths.Dockerfile,
 		Tags:       []string{ref},

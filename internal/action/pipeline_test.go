@@ -14,9 +14,9 @@ import (
 
 	"github.com/docker/docker/api/types/registry"
 
-	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/build"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/dagster"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/github"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/imagebuild"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/platform"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/dagsteremu"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/githubemu"
@@ -24,7 +24,7 @@ import (
 
 // fakeDocker records builds and pushes; the e2e tests use the real daemon.
 type fakeDocker struct {
-	specs    []build.Spec
+	specs    []imagebuild.Spec
 	pushes   []string
 	buildErr error
 	pushErr  error
@@ -32,7 +32,7 @@ type fakeDocker struct {
 	logins   []registry.AuthConfig
 }
 
-func (f *fakeDocker) Build(_ context.Context, s build.Spec) (string, error) {
+func (f *fakeDocker) Build(_ context.Context, s imagebuild.Spec) (string, error) {
 	f.specs = append(f.specs, s)
 	if f.onBuild != nil {
 		f.onBuild()

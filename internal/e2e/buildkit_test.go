@@ -18,7 +18,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
-	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/build"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/imagebuild"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/scenario"
 )
@@ -38,7 +38,7 @@ func TestBuildFeatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	docker, err := build.NewClient(ctx)
+	docker, err := imagebuild.NewClient(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,8 +126,8 @@ func TestBuildFeatures(t *testing.T) {
 func pushBusyboxBase(t *testing.T, ctx context.Context, docker *client.Client, auth registry.AuthConfig, ref string) string {
 	t.Helper()
 	dir := testbed.BusyboxContext(t, "FROM scratch\nCOPY busybox /bin/busybox\n")
-	b := build.NewBuilder(docker, nil)
-	if _, err := b.Build(ctx, build.Spec{ContextDir: dir, Tags: []string{ref}}); err != nil {
+	b := imagebuild.NewBuilder(docker, nil)
+	if _, err := b.Build(ctx, imagebuild.Spec{ContextDir: dir, Tags: []string{ref}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Push(ctx, ref, auth); err != nil {

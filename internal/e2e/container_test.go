@@ -16,7 +16,7 @@ import (
 
 	"github.com/docker/docker/api/types/image"
 
-	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/build"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/imagebuild"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/scenario"
 )
@@ -28,7 +28,7 @@ func TestContainerContract(t *testing.T) {
 	testbed.Docker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	docker, err := build.NewClient(ctx)
+	docker, err := imagebuild.NewClient(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,13 +160,13 @@ func buildDockerfileImage(t *testing.T, ctx context.Context, target, version str
 			t.Fatal(err)
 		}
 	}
-	docker, err := build.NewClient(ctx)
+	docker, err := imagebuild.NewClient(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ref := fmt.Sprintf("dagster-branch-deploy-test:%d", time.Now().UnixNano())
 	var log strings.Builder
-	if _, err := build.NewBuilder(docker, &log).Build(ctx, build.Spec{
+	if _, err := imagebuild.NewBuilder(docker, &log).Build(ctx, imagebuild.Spec{
 		ContextDir: dir,
 		Tags:       []string{ref},
 		Target:     target,

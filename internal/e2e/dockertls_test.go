@@ -19,7 +19,7 @@ import (
 	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/client"
 
-	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/build"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/imagebuild"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed"
 )
 
@@ -50,7 +50,7 @@ func TestDockerOverTLS(t *testing.T) {
 	t.Run("build and push", func(t *testing.T) {
 		d.Setenv(t)
 		reg := testbed.NewRegistry(t)
-		docker, err := build.NewClient(ctx)
+		docker, err := imagebuild.NewClient(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,14 +59,14 @@ func TestDockerOverTLS(t *testing.T) {
 			t.Fatalf("the client talks to %s, not %s", docker.DaemonHost(), d.Host)
 		}
 		var log strings.Builder
-		b := build.NewBuilder(docker, &log)
+		b := imagebuild.NewBuilder(docker, &log)
 		if bk, err := b.UsesBuildKit(ctx); err != nil || !bk {
 			t.Fatalf("BuildKit = %v (%v):\n%s", bk, err, log.String())
 		}
 		const secret = "tls-build-secret-17"
 		ref := reg.Addr + "/acme/over-tls:1"
 		dir := testbed.BusyboxContext(t, tlsBuildDockerfile)
-		if _, err := b.Build(ctx, build.Spec{
+		if _, err := b.Build(ctx, imagebuild.Spec{
 			ContextDir: dir,
 			Tags:       []string{ref},
 			BuildArgs:  map[string]string{"GREETING": "hello over TLS"},
@@ -104,7 +104,7 @@ func TestDockerOverTLS(t *testing.T) {
 		t.Setenv("DOCKER_TLS_VERIFY", "")
 		t.Setenv("DOCKER_CERT_PATH", "")
 		t.Setenv("DOCKER_TLS_CERTDIR", d.CertDir)
-		docker, err := build.NewClient(ctx)
+		docker, err := imagebuild.NewClient(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +189,7 @@ func TestDockerOverTLS(t *testing.T) {
 			for k, v := range c.env(t) {
 				t.Setenv(k, v)
 			}
-			docker, err := build.NewClient(ctx)
+			docker, err := imagebuild.NewClient(ctx)
 			if err == nil {
 				docker.Close()
 				t.Fatal("NewClient succeeded")

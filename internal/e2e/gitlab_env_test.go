@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/build"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/imagebuild"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/platform"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/dagsteremu"
@@ -393,7 +393,7 @@ func TestGitLabMergeRequestOverTLS(t *testing.T) {
 		t.Errorf("branch deployment %+v, dotenv %v", dep, res.Dotenv)
 	}
 	images := glCheckImages(t, ctx, s, res.Dotenv, vars, s.HeadSHA, scenario.GitLabSourceBranch, "ml_models", "quickstart_etl")
-	docker, err := build.NewClient(ctx)
+	docker, err := imagebuild.NewClient(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
-	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/build"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/imagebuild"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed"
 )
 
@@ -37,7 +37,7 @@ func TestGitLabImage(t *testing.T) {
 	testbed.Docker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	docker, err := build.NewClient(ctx)
+	docker, err := imagebuild.NewClient(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

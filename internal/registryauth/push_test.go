@@ -4,7 +4,7 @@ package registryauth_test
 
 // End-to-end logins against the AWS, Google and GitHub OIDC emulators, each ending in a real
 // build and push through the shared test Docker daemon to a docker-registry whose htpasswd user
-// and password are what the emulator hands out. (An external test package: internal/build
+// and password are what the emulator hands out. (An external test package: internal/imagebuild
 // imports registryauth.) Built only with -tags docker; oidc_test.go is built without it too.
 
 import (
@@ -21,7 +21,7 @@ import (
 
 	"github.com/docker/docker/api/types/image"
 
-	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/build"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/imagebuild"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/registryauth"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/awsemu"
@@ -76,13 +76,13 @@ func pushWith(t *testing.T, reg *testbed.Registry, c registryauth.Credentials) {
 	t.Helper()
 	testbed.Docker(t)
 	ctx := testCtx(t)
-	client, err := build.NewClient(ctx)
+	client, err := imagebuild.NewClient(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = client.Close() })
 	var log strings.Builder
-	b := build.NewBuilder(client, &log)
+	b := imagebuild.NewBuilder(client, &log)
 
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY hello.txt /hello.txt\n"), 0o644); err != nil {
@@ -100,7 +100,7 @@ func pushWith(t *testing.T, reg *testbed.Registry, c registryauth.Credentials) {
 		defer cancel()
 		_, _ = client.ImageRemove(ctx, ref, image.RemoveOptions{Force: true, PruneChildren: true})
 	})
-	if _, err := b.Build(ctx, build.Spec{ContextDir: dir, Tags: []string{ref}}); err != nil {
+	if _, err := b.Build(ctx, imagebuild.Spec{ContextDir: dir, Tags: []string{ref}}); err != nil {
 		t.Fatalf("Build: %v\n%s", err, log.String())
 	}
 	auth := c.Auth

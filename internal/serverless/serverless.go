@@ -1,6 +1,6 @@
 // Package serverless holds what a Docker deploy to a Dagster+ Serverless
 // organization needs besides the Dagster+ API (package dagster) and the
-// Docker build (package build), as pure functions: the Dockerfile of a code
+// Docker build (package imagebuild), as pure functions: the Dockerfile of a code
 // location that has none (the image layout of the dagster-cloud CLI's
 // serverless Dockerfile), where the image goes in the registry Dagster+ hands
 // out and with which tag, the custom base image rule, the detection of a

@@ -1,6 +1,6 @@
 //go:build !docker
 
-package build
+package imagebuild
 
 import "testing"
 

@@ -1,4 +1,4 @@
-// Package build builds Dagster code-location images and pushes them, through the Docker Engine
+// Package imagebuild builds Dagster code-location images and pushes them, through the Docker Engine
 // API (the Go SDK, never the docker CLI).
 //
 // Builds use BuildKit through the Engine API, as `docker buildx build` does with the docker
@@ -11,7 +11,7 @@
 // Nothing here assumes a unix socket: the session is hijacked from the same API connection the
 // client makes (the SDK's DialHijack dials DOCKER_HOST, through TLS when the client has it), so
 // a daemon at tcp://host:2376 with TLS, such as GitLab's docker:dind service, builds the same.
-package build
+package imagebuild
 
 import (
 	"context"
