@@ -1,0 +1,142 @@
+package action
+
+import (
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/config"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/imagebuild"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/registryauth"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/serverless"
+)
+
+// plan is what a run builds and deploys, decided before anything is built:
+// the image of every location, and the builds that make them.
+type plan struct {
+	// images is the image reference (with its tag) of every location,
+	// built or prebuilt, by name.
+	images map[string]string
+	// prebuilt are the locations deployed with their own image.
+	prebuilt []config.Location
+	// jobs are the builds, in the file's order.
+	jobs []*job
+}
+
+// job is the build of one location's image.
+type job struct {
+	loc  config.Location
+	ref  string          // the image reference pushed and deployed
+	host string          // the registry host, for credentials
+	spec imagebuild.Spec // Tags: ref, then the cache reference when the cache is on
+}
+
+// cacheRefs are the cache images the job pushes besides ref.
+func (j *job) cacheRefs() []string { return j.spec.Tags[1:] }
+
+// plan decides the images and builds of locs. It reads the checkout (build
+// paths, the Serverless Dockerfile of a location without one) and talks to
+// no builder or registry: nothing outside the project is ever sent to a
+// builder, since every context and Dockerfile is checked here, before the
+// first build.
+func (p *pipeline) plan(locs []config.Location) (*plan, error) {
+	locs, err := p.placeServerless(locs)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range locs {
+		if err := p.cfg.CheckBuildable(l); err != nil {
+			return nil, err
+		}
+	}
+	perRegistry := map[string]int{}
+	for _, l := range locs {
+		if l.NeedsBuild {
+			perRegistry[repository(l.Build.Registry)]++
+		}
+	}
+	pl := &plan{images: map[string]string{}}
+	for _, l := range locs {
+		if !l.NeedsBuild {
+			pl.images[l.Name] = l.Image
+			pl.prebuilt = append(pl.prebuilt, l)
+			continue
+		}
+		shared := perRegistry[repository(l.Build.Registry)] > 1
+		ref := l.Build.Registry + ":" + p.imageTag(l, shared)
+		if r, ok := p.serverlessRef(l); ok {
+			ref = r
+		}
+		bp, err := p.cfg.BuildPaths(l, p.projectDir, p.in.Dockerfile)
+		if _, ok := p.serverlessRef(l); ok && err == nil {
+			err = p.serverlessDockerfile(l, bp)
+		}
+		if err != nil {
+			return nil, err
+		}
+		pl.images[l.Name] = ref
+		pl.jobs = append(pl.jobs, &job{loc: l, ref: ref, host: registryauth.Host(l.Build.Registry), spec: p.spec(l, bp, ref, shared)})
+	}
+	return pl, nil
+}
+
+// spec is the build of one location: the action's build inputs with the
+// location's build section laid over them.
+func (p *pipeline) spec(l config.Location, paths config.BuildPaths, ref string, shared bool) imagebuild.Spec {
+	b := l.Build
+	labels := map[string]string{
+		"org.opencontainers.image.source":   p.ci.RepoURL,
+		"org.opencontainers.image.revision": p.ci.Commit.SHA,
+		"branch":                            p.ci.Branch,
+		"dev.dagster.location":              l.Name,
+	}
+	for _, extra := range []map[string]string{p.in.Labels, b.Labels} {
+		for k, v := range extra {
+			labels[k] = v
+		}
+	}
+	args := map[string]string{}
+	for _, m := range []map[string]string{p.in.BuildArgs, b.BuildArgs} {
+		for k, v := range m {
+			args[k] = v
+		}
+	}
+	secrets := map[string][]byte{}
+	for id, v := range p.in.BuildSecrets {
+		secrets[id] = []byte(v)
+	}
+	spec := imagebuild.Spec{
+		ContextDir: paths.ContextDir,
+		Dockerfile: paths.Dockerfile,
+		Tags:       []string{ref},
+		Labels:     labels,
+		BuildArgs:  args,
+		Target:     orDefault(b.Target, p.in.Target),
+		Platform:   orDefault(b.Platform, p.in.Platform),
+		Secrets:    secrets,
+		SSH:        p.containerSSH(p.in.SSH),
+	}
+	if _, ok := p.serverlessRef(l); ok {
+		// Dagster+ Serverless runs linux/amd64 images.
+		spec.Platform = serverless.Platform
+		if content, ok := p.serverless.generated[l.Name]; ok {
+			spec.Dockerfile, spec.DockerfileContent = "", content
+		}
+	}
+	cache := p.in.Cache
+	if b.Cache != nil {
+		cache = *b.Cache
+	}
+	if cache {
+		// <registry>:buildcache (one per location when several share the
+		// registry) is the cache source, and is pushed with inline cache
+		// metadata for the next run.
+		tag := "buildcache"
+		if shared {
+			tag += "-" + sanitizeTag(l.Name)
+		}
+		cacheRef := b.Registry + ":" + truncateTag(tag, "")
+		spec.CacheFrom = []string{cacheRef}
+		spec.InlineCache = true
+		if p.in.Push {
+			spec.Tags = append(spec.Tags, cacheRef)
+		}
+	}
+	return spec
+}
