@@ -34,8 +34,12 @@ type Env struct {
 	NewDocker func(ctx context.Context, log io.Writer) (Docker, error)
 	// DagsterOptions are extra client options (tests shorten the polling).
 	DagsterOptions []dagster.Option
-	// Now is the clock of the report; nil means time.Now.
+	// Now is the clock of the report; nil means time.Now. Builds call it
+	// from several goroutines.
 	Now func() time.Time
+	// ProgressEvery is how often a line tells what running builds do; 0
+	// means 30 s.
+	ProgressEvery time.Duration
 }
 
 // Run runs the pipeline. It prints its failure through the platform (an

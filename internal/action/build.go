@@ -1,11 +1,13 @@
 package action
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types/registry"
@@ -17,10 +19,14 @@ import (
 )
 
 // Docker builds and pushes images; *imagebuild.Builder is the real one.
+// It is used from several goroutines: builds run concurrently.
 type Docker interface {
 	Build(ctx context.Context, s imagebuild.Spec) (string, error)
 	Login(ctx context.Context, auth registry.AuthConfig, from string) error
 	Push(ctx context.Context, ref string, auth registry.AuthConfig) (string, error)
+	// WithLog returns a Docker writing the daemon's output to log, so that
+	// concurrent builds keep their logs apart.
+	WithLog(log io.Writer) Docker
 }
 
 func realDocker(ctx context.Context, log io.Writer) (Docker, error) {
@@ -28,8 +34,13 @@ func realDocker(ctx context.Context, log io.Writer) (Docker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return imagebuild.NewBuilder(c, log), nil
+	return builder{imagebuild.NewBuilder(c, log)}, nil
 }
+
+// builder is the real Docker.
+type builder struct{ *imagebuild.Builder }
+
+func (b builder) WithLog(log io.Writer) Docker { return builder{b.Builder.WithLog(log)} }
 
 // imageTag is the tag of a location's image: the input image_tag, else
 // <head sha, 12>-<run id>-<run attempt>; with -<location> appended when
@@ -106,7 +117,11 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 
 // execute runs the plan's builds: it connects to the builder, resolves and
 // checks every registry's credentials before the first build (so that a
-// wrong password fails in seconds), then builds and pushes each job.
+// wrong password fails in seconds), then builds and pushes the jobs,
+// max_parallel at a time. Each build's log is kept apart and printed whole,
+// as one group, when it ends; while builds run, a progress line says which
+// location is doing what. A failing build does not stop the others: all
+// are reported, and nothing is deployed.
 func (p *pipeline) execute(ctx context.Context, pl *plan) error {
 	newDocker := p.env.NewDocker
 	if newDocker == nil {
@@ -122,22 +137,47 @@ func (p *pipeline) execute(ctx context.Context, pl *plan) error {
 		p.failJobs(pl.jobs)
 		return err
 	}
+	builds := dedupe(pl.jobs)
+	for _, b := range builds {
+		if len(b.also) > 0 {
+			p.logf("Locations %s have the same build: it runs once and is tagged for each.", strings.Join(b.names(), ", "))
+		}
+	}
+	limit := max(1, p.in.MaxParallel)
+	p.logf("Building %d image(s), %d at a time.", len(builds), min(limit, len(builds)))
+	results := make(chan *buildResult)
+	progress := newProgress(builds, p.now)
+	sem := make(chan struct{}, limit)
+	for _, b := range builds {
+		b.spec.PullAuth = pullAuth(auths)
+		go func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			results <- p.runBuild(ctx, docker, b, auths[b.host], progress)
+		}()
+	}
+	tick := time.NewTicker(p.progressEvery())
+	defer tick.Stop()
+	failures := map[*job]error{}
+	for done := 0; done < len(builds); {
+		select {
+		case <-tick.C:
+			p.logf("%s", progress.String())
+		case r := <-results:
+			done++
+			p.record(r)
+			if r.err != nil {
+				failures[r.build] = r.err
+			}
+		}
+	}
+	// In the plan's order, whatever order the builds ended in.
 	var failed []string
 	var errs []error
-	for _, j := range pl.jobs {
-		j.spec.PullAuth = pullAuth(auths)
-		digest, err := p.buildOne(ctx, docker, j, auths[j.host])
-		if err != nil {
-			p.rep.Set(j.loc.Name, report.Failed, p.sec.Redact(err.Error()))
-			failed = append(failed, j.loc.Name)
-			errs = append(errs, fmt.Errorf("location %s: %w", j.loc.Name, err))
-			continue
-		}
-		p.rep.Location(j.loc.Name).Digest = digest
-		if p.in.Push {
-			p.rep.Set(j.loc.Name, report.Pushed, "")
-		} else {
-			p.rep.Set(j.loc.Name, report.Built, "")
+	for _, b := range builds {
+		if err, ok := failures[b]; ok {
+			failed = append(failed, b.names()...)
+			errs = append(errs, fmt.Errorf("location %s: %w", strings.Join(b.names(), ", "), err))
 		}
 	}
 	if len(failed) > 0 {
@@ -145,6 +185,84 @@ func (p *pipeline) execute(ctx context.Context, pl *plan) error {
 			strings.Join(failed, ", "), errors.Join(errs...))
 	}
 	return nil
+}
+
+// progressEvery is how often a progress line is printed while builds run.
+func (p *pipeline) progressEvery() time.Duration {
+	if p.env.ProgressEvery > 0 {
+		return p.env.ProgressEvery
+	}
+	return 30 * time.Second
+}
+
+// buildResult is what one build did; its log is printed when it ends.
+type buildResult struct {
+	build    *job
+	digest   string
+	err      error
+	log      *bytes.Buffer
+	warnings []string
+}
+
+// record prints a finished build's log as one group and records it in the
+// report. It runs on the executor's goroutine only.
+func (p *pipeline) record(r *buildResult) {
+	p.log.Group(p.sec.Redact(fmt.Sprintf("Build %s → %s", strings.Join(r.build.names(), ", "), r.build.ref)))
+	_ = p.log.Verbatim(func() error {
+		_, err := p.log.Writer().Write(r.log.Bytes())
+		return err
+	})
+	p.log.EndGroup()
+	for _, w := range r.warnings {
+		p.log.Warn(p.sec.Redact(w), "", 0)
+	}
+	for _, j := range r.build.all() {
+		switch {
+		case r.err != nil:
+			p.rep.Set(j.loc.Name, report.Failed, p.sec.Redact(r.err.Error()))
+		case p.in.Push:
+			p.logf("Pushed %s@%s", j.ref, r.digest)
+			p.rep.Location(j.loc.Name).Digest = r.digest
+			p.rep.Set(j.loc.Name, report.Pushed, "")
+		default:
+			p.rep.Set(j.loc.Name, report.Built, "")
+		}
+	}
+}
+
+// runBuild builds and pushes one build, logging to its own buffer.
+func (p *pipeline) runBuild(ctx context.Context, docker Docker, b *job, auth registry.AuthConfig, pr *progress) *buildResult {
+	r := &buildResult{build: b, log: &bytes.Buffer{}}
+	d := docker.WithLog(syncWriter(r.log))
+	pr.set(b, "building")
+	defer pr.set(b, "")
+	// The builder's errors name the reference and the context already.
+	if _, r.err = d.Build(ctx, b.spec); r.err != nil || !p.in.Push {
+		return r
+	}
+	pr.set(b, "pushing")
+	// Fetched again: a short-lived token (ECR, Google) may have expired
+	// during a long build; the resolver keeps it while it is fresh.
+	if creds, err := p.resolver.Resolve(ctx, b.host); err == nil && !creds.Anonymous() {
+		p.sec.Add(creds.Secrets()...)
+		p.sec.AddPair(creds.Auth.Username, creds.Auth.Password)
+		auth = creds.Auth
+	}
+	for _, j := range b.all() {
+		digest, err := d.Push(ctx, j.ref, auth)
+		if err != nil {
+			r.err = err
+			return r
+		}
+		r.digest = digest
+	}
+	for _, cache := range b.cacheRefs() {
+		if _, err := d.Push(ctx, cache, auth); err != nil {
+			// A cache that cannot be pushed costs the next run time, not this deploy.
+			r.warnings = append(r.warnings, "Could not push the build cache (the next build will not reuse it): "+err.Error())
+		}
+	}
+	return r
 }
 
 // login resolves the credentials of every registry the jobs push to and
@@ -194,47 +312,6 @@ func (p *pipeline) login(ctx context.Context, docker Docker, jobs []*job) (map[s
 		auths[j.host] = creds.Auth
 	}
 	return auths, nil
-}
-
-func (p *pipeline) buildOne(ctx context.Context, docker Docker, j *job, auth registry.AuthConfig) (string, error) {
-	p.log.Group(p.sec.Redact(fmt.Sprintf("Build %s → %s", j.loc.Name, j.ref)))
-	defer p.log.EndGroup()
-	// The builder's errors name the reference and the context already.
-	if err := p.log.Verbatim(func() error { _, err := docker.Build(ctx, j.spec); return err }); err != nil {
-		return "", err
-	}
-	if !p.in.Push {
-		return "", nil
-	}
-	// Fetched again: a short-lived token (ECR, Google) may have expired
-	// during a long build; the resolver keeps it while it is fresh.
-	if creds, err := p.resolver.Resolve(ctx, j.host); err == nil && !creds.Anonymous() {
-		p.sec.Add(creds.Secrets()...)
-		p.sec.AddPair(creds.Auth.Username, creds.Auth.Password)
-		auth = creds.Auth
-	}
-	var digest string
-	var cacheErrs []error
-	err := p.log.Verbatim(func() (err error) {
-		if digest, err = docker.Push(ctx, j.ref, auth); err != nil {
-			return err
-		}
-		for _, cache := range j.cacheRefs() {
-			if _, err := docker.Push(ctx, cache, auth); err != nil {
-				cacheErrs = append(cacheErrs, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return "", err
-	}
-	p.logf("Pushed %s@%s", j.ref, digest)
-	for _, err := range cacheErrs {
-		// A cache that cannot be pushed costs the next run time, not this deploy.
-		p.log.Warn(p.sec.Redact("Could not push the build cache (the next build will not reuse it): "+err.Error()), "", 0)
-	}
-	return digest, nil
 }
 
 func orDefault(v, def string) string {

@@ -3,6 +3,7 @@ package action
 import (
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,8 @@ type Inputs struct {
 	Labels       map[string]string
 	Cache        bool
 	Push         bool
+	// MaxParallel bounds the builds that run at once.
+	MaxParallel int
 
 	// Registry login.
 	AWSRoleARN                  string
@@ -116,6 +119,9 @@ func ReadInputs(input, getenv func(string) string) (Inputs, error) {
 		return in, err
 	}
 	if in.Push, err = parseBool("push", get("push", "", "true")); err != nil {
+		return in, err
+	}
+	if in.MaxParallel, err = parseCount("max_parallel", get("max_parallel", "", "")); err != nil {
 		return in, err
 	}
 	if (in.GCPWorkloadIdentityProvider == "") != (in.GCPServiceAccount == "") {
@@ -216,6 +222,23 @@ func parsePairs(name, v string) (map[string]string, error) {
 	}
 	return out, nil
 }
+
+// parseCount reads a positive number; "" means DefaultMaxParallel.
+func parseCount(name, v string) (int, error) {
+	if v == "" {
+		return DefaultMaxParallel(), nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, &InputError{name, fmt.Sprintf("%q is not a positive number", v)}
+	}
+	return n, nil
+}
+
+// DefaultMaxParallel is the number of builds run at once by default: the
+// runner's CPUs, at least 2 (pushes wait on the network, not the CPU) and at
+// most 8.
+func DefaultMaxParallel() int { return min(max(runtime.NumCPU(), 2), 8) }
 
 func parseBool(name, v string) (bool, error) {
 	b, err := strconv.ParseBool(strings.ToLower(v))

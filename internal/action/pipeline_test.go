@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,28 +26,74 @@ import (
 
 // fakeDocker records builds and pushes; the e2e tests use the real daemon.
 type fakeDocker struct {
+	mu       sync.Mutex
 	specs    []imagebuild.Spec
 	pushes   []string
 	buildErr error
 	pushErr  error
 	onBuild  func()
-	logins   []registry.AuthConfig
+	// buildErrFor fails the build of the named location (its location
+	// label) when set, instead of buildErr.
+	buildErrFor map[string]error
+	logins      []registry.AuthConfig
 }
 
 func (f *fakeDocker) Build(_ context.Context, s imagebuild.Spec) (string, error) {
+	f.mu.Lock()
 	f.specs = append(f.specs, s)
-	if f.onBuild != nil {
-		f.onBuild()
+	onBuild, err := f.onBuild, f.buildErr
+	if f.buildErrFor != nil {
+		err = f.buildErrFor[s.Labels["dev.dagster.location"]]
 	}
-	return "sha256:image", f.buildErr
+	f.mu.Unlock()
+	if onBuild != nil {
+		onBuild()
+	}
+	return "sha256:image", err
+}
+
+// WithLog returns the fake writing a line per build step to log, as the
+// daemon's output would.
+func (f *fakeDocker) WithLog(log io.Writer) Docker { return &loggingDocker{fakeDocker: f, log: log} }
+
+type loggingDocker struct {
+	*fakeDocker
+	log io.Writer
+}
+
+func (d *loggingDocker) Build(ctx context.Context, s imagebuild.Spec) (string, error) {
+	name := s.Labels["dev.dagster.location"]
+	for i := 1; i <= 3; i++ {
+		fmt.Fprintf(d.log, "#%d [%s] step %d\n", i, name, i)
+	}
+	return d.fakeDocker.Build(ctx, s)
+}
+
+// spec is the build of the named location (builds run concurrently, in no
+// order).
+func (f *fakeDocker) spec(t *testing.T, location string) imagebuild.Spec {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, s := range f.specs {
+		if s.Labels["dev.dagster.location"] == location {
+			return s
+		}
+	}
+	t.Fatalf("no build of %s in %d builds", location, len(f.specs))
+	return imagebuild.Spec{}
 }
 
 func (f *fakeDocker) Login(_ context.Context, a registry.AuthConfig, _ string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.logins = append(f.logins, a)
 	return nil
 }
 
 func (f *fakeDocker) Push(_ context.Context, ref string, _ registry.AuthConfig) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.pushes = append(f.pushes, ref)
 	if f.pushErr != nil {
 		return "", f.pushErr
@@ -60,6 +108,8 @@ type harness struct {
 	dagster *dagsteremu.Server
 	github  *githubemu.Server
 	now     func() time.Time // the run's clock and Dagster+ client's; nil: the real one
+	// progressEvery is Env.ProgressEvery.
+	progressEvery time.Duration
 }
 
 // agentToken has the shape of a real Dagster+ agent token.
@@ -126,6 +176,7 @@ func (h *harness) run(ctx context.Context) error {
 		NewDocker:      func(context.Context, io.Writer) (Docker, error) { return h.docker, nil },
 		DagsterOptions: opts,
 		Now:            h.now,
+		ProgressEvery:  h.progressEvery,
 	})
 }
 
@@ -149,7 +200,7 @@ func TestPipelineBuildSpecs(t *testing.T) {
 	if len(h.docker.specs) != 2 {
 		t.Fatalf("%d builds", len(h.docker.specs))
 	}
-	etl, ml := h.docker.specs[0], h.docker.specs[1]
+	etl, ml := h.docker.spec(t, "etl"), h.docker.spec(t, "ml")
 	if etl.Dockerfile != "docker/Dockerfile" || etl.Target != "runtime" || etl.Platform != "linux/amd64" || !strings.HasSuffix(etl.ContextDir, "ws/etl") {
 		t.Errorf("etl spec = %+v", etl)
 	}
@@ -274,7 +325,7 @@ locations:
 	if strings.Contains(h.out.String(), "::warning file=") {
 		t.Errorf("warnings:\n%s", h.out.String())
 	}
-	etl, ml := h.docker.specs[0], h.docker.specs[1]
+	etl, ml := h.docker.spec(t, "etl"), h.docker.spec(t, "ml")
 	if etl.Dockerfile != "docker/Dockerfile" || etl.Target != "runtime" || etl.BuildArgs["A"] != "from-file" || !etl.InlineCache {
 		t.Errorf("etl = %+v", etl)
 	}

@@ -24,11 +24,17 @@ type job struct {
 	loc  config.Location
 	ref  string          // the image reference pushed and deployed
 	host string          // the registry host, for credentials
-	spec imagebuild.Spec // Tags: ref, then the cache reference when the cache is on
+	spec imagebuild.Spec // Tags: the locations' images, then the cache images
+	// cache are the cache images pushed besides the images.
+	cache []string
+	// also are locations with the same build, tagged from this one's
+	// (see dedupe).
+	also []*job
 }
 
-// cacheRefs are the cache images the job pushes besides ref.
-func (j *job) cacheRefs() []string { return j.spec.Tags[1:] }
+// cacheRefs are the cache images the job pushes besides its locations'
+// images.
+func (j *job) cacheRefs() []string { return j.cache }
 
 // plan decides the images and builds of locs. It reads the checkout (build
 // paths, the Serverless Dockerfile of a location without one) and talks to
@@ -71,7 +77,8 @@ func (p *pipeline) plan(locs []config.Location) (*plan, error) {
 			return nil, err
 		}
 		pl.images[l.Name] = ref
-		pl.jobs = append(pl.jobs, &job{loc: l, ref: ref, host: registryauth.Host(l.Build.Registry), spec: p.spec(l, bp, ref, shared)})
+		spec := p.spec(l, bp, ref, shared)
+		pl.jobs = append(pl.jobs, &job{loc: l, ref: ref, host: registryauth.Host(l.Build.Registry), spec: spec, cache: spec.Tags[1:]})
 	}
 	return pl, nil
 }

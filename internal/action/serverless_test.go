@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,7 +53,7 @@ func TestServerlessBuildsForTheServerlessRegistry(t *testing.T) {
 	if len(h.docker.specs) != 2 {
 		t.Fatalf("%d builds", len(h.docker.specs))
 	}
-	etl, ml := h.docker.specs[0], h.docker.specs[1]
+	etl, ml := h.docker.spec(t, "etl"), h.docker.spec(t, "ml")
 	if etl.Tags[0] != serverlessRepo+":branch-etl-ec26c3e57ca3-9-1" || ml.Tags[0] != serverlessRepo+":branch-ml-ec26c3e57ca3-9-1" {
 		t.Errorf("tags %v, %v", etl.Tags, ml.Tags)
 	}
@@ -97,14 +98,14 @@ func TestServerlessHarborAndHeartbeat(t *testing.T) {
 	delete(h.env, "INPUT_AGENT_HEARTBEAT_TIMEOUT")
 	h.dagster.SetAgentRunning(false)
 	serverlessProject(t, h)
-	now := time.Unix(0, 0)
-	h.now = func() time.Time { now = now.Add(time.Second); return now }
+	var ticks atomic.Int64
+	h.now = func() time.Time { return time.Unix(ticks.Add(1), 0) } // called from several goroutines
 	err := h.run(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "heartbeat") && !strings.Contains(err.Error(), "agent") {
 		t.Fatalf("err = %v", err)
 	}
-	if h.docker.specs[0].Tags[0] != "harbor.example/acme-prod/etl:branch-etl-ec26c3e57ca3-9-1" {
-		t.Errorf("tags %v", h.docker.specs[0].Tags)
+	if tags := h.docker.spec(t, "etl").Tags; tags[0] != "harbor.example/acme-prod/etl:branch-etl-ec26c3e57ca3-9-1" {
+		t.Errorf("tags %v", tags)
 	}
 	if !strings.Contains(h.out.String(), "15m0s") && !strings.Contains(err.Error(), "900") && !strings.Contains(err.Error(), "15m") {
 		t.Errorf("not the Serverless heartbeat default: %v\n%s", err, h.out.String())

@@ -49,6 +49,11 @@ type Builder struct {
 	log    io.Writer
 	getenv func(string) string // os.Getenv; replaced in tests
 
+	state *choiceState // shared by the Builders WithLog makes
+}
+
+// choiceState is the builder choice, made once at the first build.
+type choiceState struct {
 	mu     sync.Mutex
 	choice *builderChoice // nil until the first build
 }
@@ -58,7 +63,17 @@ func NewBuilder(c DockerAPI, log io.Writer) *Builder {
 	if log == nil {
 		log = io.Discard
 	}
-	return &Builder{docker: c, log: log, getenv: os.Getenv}
+	return &Builder{docker: c, log: log, getenv: os.Getenv, state: &choiceState{}}
+}
+
+// WithLog returns a Builder that writes the daemon's output to log and
+// shares b's client and builder choice: concurrent builds keep their logs
+// apart. A nil log discards output.
+func (b *Builder) WithLog(log io.Writer) *Builder {
+	if log == nil {
+		log = io.Discard
+	}
+	return &Builder{docker: b.docker, log: log, getenv: b.getenv, state: b.state}
 }
 
 // Spec describes one image build.

@@ -26,7 +26,7 @@ func useBuilder(b *Builder, buildKit bool) *Builder {
 	if !buildKit {
 		c.reason = "the test asks for it"
 	}
-	b.choice = &c
+	b.state.choice = &c
 	return b
 }
 

@@ -21,10 +21,10 @@ type builderChoice struct {
 // chooseBuilder decides, once per Builder, between BuildKit and the classic builder, and logs
 // the choice. A failure to ask the daemon is not remembered: the next build asks again.
 func (b *Builder) chooseBuilder(ctx context.Context) (builderChoice, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.choice != nil {
-		return *b.choice, nil
+	b.state.mu.Lock()
+	defer b.state.mu.Unlock()
+	if b.state.choice != nil {
+		return *b.state.choice, nil
 	}
 	// The client negotiates lazily; the version only means something after this.
 	b.docker.NegotiateAPIVersion(ctx)
@@ -42,7 +42,7 @@ func (b *Builder) chooseBuilder(ctx context.Context) (builderChoice, error) {
 	} else {
 		fmt.Fprintf(b.log, "Builder: classic, because %s (Docker Engine %s, API %s)\n", c.reason, v.Version, api)
 	}
-	b.choice = &c
+	b.state.choice = &c
 	return c, nil
 }
 
