@@ -87,7 +87,7 @@ func run(ctx context.Context, env Env, plat platform.Platform, sec *secrets.Set,
 	if err != nil {
 		return err
 	}
-	p := &pipeline{env: env, plat: plat, log: plat.Log(), in: in, ci: ci, sec: sec, projectDir: projectDir, workspace: workspace, yamlPath: yamlPath}
+	p := &pipeline{env: env, plat: plat, log: plat.Log(), in: in, ci: ci, sec: sec, projectDir: projectDir, workspace: workspace, yamlPath: yamlPath, warned: map[string]bool{}}
 	p.rep = &report.Report{
 		Branch:    ci.Mode != cicontext.ModeFull,
 		CommitSHA: ci.Commit.SHA,
@@ -164,6 +164,7 @@ type pipeline struct {
 	resolver   *registryauth.Resolver
 	review     platform.Review // nil: no comment
 	serverless *serverlessRun  // nil: a Hybrid organization
+	warned     map[string]bool // registries whose immutable tags were warned about
 	// superseded says why a newer run owns the branch deployment and the
 	// comment; this run then writes neither.
 	superseded string

@@ -187,6 +187,13 @@ func (p *pipeline) execute(ctx context.Context, pl *plan) error {
 	return nil
 }
 
+// immutableTag reports a registry's refusal to overwrite a tag (ECR's tag
+// immutability, and the errors other registries give for it).
+func immutableTag(err error) bool {
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "imagetagalreadyexists") || strings.Contains(msg, "immutable") || strings.Contains(msg, "tag invalid: the image tag") && strings.Contains(msg, "already exists")
+}
+
 // progressEvery is how often a progress line is printed while builds run.
 func (p *pipeline) progressEvery() time.Duration {
 	if p.env.ProgressEvery > 0 {
@@ -214,6 +221,12 @@ func (p *pipeline) record(r *buildResult) {
 	})
 	p.log.EndGroup()
 	for _, w := range r.warnings {
+		if strings.HasPrefix(w, "The registry ") && p.warned[r.build.host] {
+			continue // immutable tags: said once per registry
+		}
+		if strings.HasPrefix(w, "The registry ") {
+			p.warned[r.build.host] = true
+		}
 		p.log.Warn(p.sec.Redact(w), "", 0)
 	}
 	for _, j := range r.build.all() {
@@ -259,6 +272,10 @@ func (p *pipeline) runBuild(ctx context.Context, docker Docker, b *job, auth reg
 	for _, cache := range b.cacheRefs() {
 		if _, err := d.Push(ctx, cache, auth); err != nil {
 			// A cache that cannot be pushed costs the next run time, not this deploy.
+			if immutableTag(err) {
+				r.warnings = append(r.warnings, fmt.Sprintf("The registry %s keeps tags immutable, so the build cache tags (%s) cannot be updated: builds there do not reuse a cache. Set cache: false for these locations, or exclude the buildcache* tags from tag immutability.", b.host, cache))
+				continue
+			}
 			r.warnings = append(r.warnings, "Could not push the build cache (the next build will not reuse it): "+err.Error())
 		}
 	}

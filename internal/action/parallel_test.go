@@ -133,3 +133,24 @@ func TestIdenticalBuildsRunOnce(t *testing.T) {
 func iconOf(s report.State) string {
 	return map[report.State]string{report.Pushed: "📦", report.Failed: "❌", report.Loaded: "✅"}[s]
 }
+
+// TestImmutableCacheTags: a registry that refuses to overwrite tags (ECR's
+// immutability) gets one clear warning, not one per location, and the
+// deploy goes on.
+func TestImmutableCacheTags(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	fourLocations(t, h, false)
+	h.docker.pushErrFor = func(ref string) error {
+		if strings.Contains(ref, ":buildcache") {
+			return errors.New("tag invalid: The image tag 'buildcache-a' already exists in the 'acme/app' repository and cannot be overwritten because the repository is immutable. (ImageTagAlreadyExistsException)")
+		}
+		return nil
+	}
+	if err := h.run(context.Background()); err != nil {
+		t.Fatalf("%v\n%s", err, h.out.String())
+	}
+	if n := strings.Count(h.out.String(), "keeps tags immutable"); n != 1 {
+		t.Errorf("%d warnings:\n%s", n, h.out.String())
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -35,6 +36,8 @@ type fakeDocker struct {
 	// buildErrFor fails the build of the named location (its location
 	// label) when set, instead of buildErr.
 	buildErrFor map[string]error
+	// pushErrFor, when set, decides a push's error by reference.
+	pushErrFor func(ref string) error
 	logins      []registry.AuthConfig
 }
 
@@ -97,6 +100,11 @@ func (f *fakeDocker) Push(_ context.Context, ref string, _ registry.AuthConfig) 
 	f.pushes = append(f.pushes, ref)
 	if f.pushErr != nil {
 		return "", f.pushErr
+	}
+	if f.pushErrFor != nil {
+		if err := f.pushErrFor(ref); err != nil {
+			return "", err
+		}
 	}
 	return "sha256:" + strings.Repeat("a", 64), nil
 }
@@ -208,7 +216,10 @@ func TestPipelineBuildSpecs(t *testing.T) {
 		t.Errorf("etl args %v, secrets %v, labels %v", etl.BuildArgs, etl.Secrets, etl.Labels)
 	}
 	// Two locations share the repository: their tags and caches are apart.
-	if etl.Tags[0] != "r.example/acme/app:ec26c3e57ca3-9-1-etl" || len(etl.Tags) != 2 || etl.Tags[1] != "r.example/acme/app:buildcache-etl" || !etl.InlineCache {
+	// The pull request writes its branch's cache only, and reads it and
+	// the default branch's.
+	if etl.Tags[0] != "r.example/acme/app:ec26c3e57ca3-9-1-etl" || len(etl.Tags) != 2 || etl.Tags[1] != "r.example/acme/app:buildcache-changes-etl" || !etl.InlineCache ||
+		!slices.Equal(etl.CacheFrom, []string{"r.example/acme/app:buildcache-changes-etl", "r.example/acme/app:buildcache-etl"}) {
 		t.Errorf("etl tags %v, cache from %v", etl.Tags, etl.CacheFrom)
 	}
 	if ml.Dockerfile != "Dockerfile" || len(ml.Tags) != 1 || ml.CacheFrom != nil || ml.InlineCache {

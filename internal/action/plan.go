@@ -1,6 +1,10 @@
 package action
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/cicontext"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/config"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/imagebuild"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/registryauth"
@@ -83,6 +87,17 @@ func (p *pipeline) plan(locs []config.Location) (*plan, error) {
 	return pl, nil
 }
 
+// branchSlug is a branch name as a tag part: tag characters only, and
+// short enough, with a hash that keeps two long branch names apart.
+func branchSlug(branch string) string {
+	slug := sanitizeTag(branch)
+	if len(slug) <= 40 {
+		return slug
+	}
+	sum := sha256.Sum256([]byte(branch))
+	return slug[:31] + "-" + hex.EncodeToString(sum[:4])
+}
+
 // spec is the build of one location: the action's build inputs with the
 // location's build section laid over them.
 func (p *pipeline) spec(l config.Location, paths config.BuildPaths, ref string, shared bool) imagebuild.Spec {
@@ -131,18 +146,25 @@ func (p *pipeline) spec(l config.Location, paths config.BuildPaths, ref string, 
 		cache = *b.Cache
 	}
 	if cache {
-		// <registry>:buildcache (one per location when several share the
-		// registry) is the cache source, and is pushed with inline cache
-		// metadata for the next run.
-		tag := "buildcache"
+		// Inline cache images: <registry>:buildcache (one per location when
+		// several share the registry) is the default branch's. A pull
+		// request reads it and its own, buildcache-<branch>, and writes
+		// only its own, so a pull request never overwrites what the default
+		// branch builds from.
+		suffix := ""
 		if shared {
-			tag += "-" + sanitizeTag(l.Name)
+			suffix = "-" + sanitizeTag(l.Name)
 		}
-		cacheRef := b.Registry + ":" + truncateTag(tag, "")
-		spec.CacheFrom = []string{cacheRef}
+		mainCache := b.Registry + ":" + truncateTag("buildcache", suffix)
+		own := mainCache
+		if p.ci.Mode == cicontext.ModeBranch {
+			own = b.Registry + ":" + truncateTag("buildcache-"+branchSlug(p.ci.Branch), suffix)
+			spec.CacheFrom = []string{own}
+		}
+		spec.CacheFrom = append(spec.CacheFrom, mainCache)
 		spec.InlineCache = true
 		if p.in.Push {
-			spec.Tags = append(spec.Tags, cacheRef)
+			spec.Tags = append(spec.Tags, own)
 		}
 	}
 	return spec

@@ -89,4 +89,17 @@ func TestPlan(t *testing.T) {
 	if pl.jobs[0].ref != "r.example/acme/app:abababababab-9-2-etl" || pl.jobs[1].cacheRefs()[0] != "r.example/acme/app:buildcache-ml" {
 		t.Errorf("shared: %s, %v", pl.jobs[0].ref, pl.jobs[1].spec.Tags)
 	}
+
+	// A pull request's branch writes its own cache and reads the default
+	// branch's too; a long branch name stays a valid, distinct tag.
+	p.ci.Mode, p.ci.Branch = cicontext.ModeBranch, "feature/"+strings.Repeat("x", 200)
+	pl, err = p.plan(cfg2.Locations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := pl.jobs[0].cacheRefs()[0]
+	if !strings.HasPrefix(own, "r.example/acme/app:buildcache-feature-xxx") || len(own[strings.LastIndex(own, ":")+1:]) > 128 ||
+		!slices.Equal(pl.jobs[0].spec.CacheFrom, []string{own, "r.example/acme/app:buildcache-etl"}) {
+		t.Errorf("branch cache: writes %s, reads %v", own, pl.jobs[0].spec.CacheFrom)
+	}
 }
