@@ -241,8 +241,12 @@ func (p *pipeline) run(ctx context.Context) error {
 func (p *pipeline) close(ctx context.Context) error {
 	p.logf("%s was %s: marking its branch deployment %s.", upperFirst(p.ci.RequestRef()), strings.ToLower(p.ci.PullRequestStatus), p.ci.PullRequestStatus)
 	p.rep.PullRequestStatus = p.ci.PullRequestStatus
-	if err := p.checkCurrent(ctx); err != nil || p.superseded != "" {
-		return err
+	if why, err := p.outdated(ctx); err != nil || why != "" {
+		if err != nil {
+			return err
+		}
+		p.superseded = why
+		return p.supersede()
 	}
 	// baseDeploymentName is null, as upstream's close sends it (the prerun
 	// step's `dagster-cloud ci branch-deployment`, GitLab's
@@ -258,23 +262,36 @@ func (p *pipeline) close(ctx context.Context) error {
 }
 
 func (p *pipeline) deploy(ctx context.Context, locs []config.Location) error {
-	images, err := p.buildAll(ctx, locs)
+	pl, err := p.prepare(ctx, locs)
 	if err != nil || p.superseded != "" {
 		return err
 	}
-
-	name := p.in.Deployment
+	// The branch deployment is brought up to date while the images build
+	// (as dagster-cloud's ci init does before building); the deploy waits
+	// for both.
+	var branch chan branchResult
 	if p.ci.Mode == cicontext.ModeBranch {
-		if err := p.checkCurrent(ctx); err != nil || p.superseded != "" {
-			return err
+		branch = make(chan branchResult, 1)
+		go func() { branch <- p.upsertBranch(ctx) }()
+	}
+	buildErr := p.execute(ctx, pl)
+	name := p.in.Deployment
+	if branch != nil {
+		r := <-branch
+		switch {
+		case r.err != nil:
+			return errors.Join(buildErr, r.err)
+		case r.outdated != "":
+			p.superseded = r.outdated
+			return p.supersede()
 		}
-		dep, err := p.client.CreateOrUpdateBranchDeployment(ctx, p.branchData(), p.commit(), p.in.Deployment)
-		if err != nil {
-			return fmt.Errorf("creating or updating the branch deployment: %w", err)
-		}
-		name = dep.Name
+		name = r.name
 		p.logf("Branch deployment %s (base deployment %s) is up to date with commit %s.", name, p.in.Deployment, p.ci.Commit.Short(12))
 	}
+	if buildErr != nil {
+		return buildErr
+	}
+	images := pl.images
 	p.setDeployment(name)
 
 	docs := make([]map[string]any, len(locs))
@@ -319,28 +336,29 @@ func (p *pipeline) deploy(ctx context.Context, locs []config.Location) error {
 	return nil
 }
 
-// checkCurrent makes sure this run is still the pull request's latest
+// outdated makes sure this run is still the pull request's latest
 // before it writes the branch deployment: runs of one pull request may
 // finish in any order, and the older one must not put its commit back over
 // a newer one, nor reopen a deployment a later run closed. Dagster+ records
 // the deployment's commit and time and its pull request status; when they
 // say a newer run was here, GitHub's view of the pull request decides (a
 // force-push may legitimately go back to an older commit). When this run is
-// out of date, p.superseded says why and nothing is written.
-func (p *pipeline) checkCurrent(ctx context.Context) error {
+// out of date, it returns why, and nothing may be written. It has no side
+// effects, so that it can run while the images build.
+func (p *pipeline) outdated(ctx context.Context) (string, error) {
 	st, err := p.client.BranchDeploymentState(ctx, p.ci.RepoName, p.ci.Branch)
 	if err != nil {
-		return fmt.Errorf("reading the branch deployment before updating it: %w", err)
+		return "", fmt.Errorf("reading the branch deployment before updating it: %w", err)
 	}
 	if !st.Exists {
-		return nil
+		return "", nil
 	}
 	ours := p.ci.Commit
 	var doubt string
 	switch {
 	case p.ci.Mode == cicontext.ModeClose:
 		if st.PullRequestStatus != cicontext.StatusOpen {
-			return nil
+			return "", nil
 		}
 		doubt = "it is open in Dagster+" // and the pull request may have been reopened since
 	case st.PullRequestStatus == cicontext.StatusClosed || st.PullRequestStatus == cicontext.StatusMerged:
@@ -349,28 +367,25 @@ func (p *pipeline) checkCurrent(ctx context.Context) error {
 		doubt = fmt.Sprintf("it already shows commit %.12s of %s, newer than this run's commit %.12s of %s",
 			st.CommitHash, st.CommitTime.UTC().Format(time.RFC3339), ours.SHA, ours.Timestamp.UTC().Format(time.RFC3339))
 	default:
-		return nil
+		return "", nil
 	}
 	pr, err := p.plat.Request(ctx, p.ci.PullRequestNumber)
 	if err != nil {
 		if p.ci.Mode == cicontext.ModeClose {
-			return nil // the event says the request closed
+			return "", nil // the event says the request closed
 		}
-		p.superseded = fmt.Sprintf("branch deployment %s was not updated: %s, and %s could not say whether this run's commit %.12s is still the request's head (%s)",
-			st.Name, doubt, p.plat.Name(), ours.SHA, err)
-		return p.supersede()
+		return fmt.Sprintf("branch deployment %s was not updated: %s, and %s could not say whether this run's commit %.12s is still the request's head (%s)",
+			st.Name, doubt, p.plat.Name(), ours.SHA, err), nil
 	}
 	switch {
 	case p.ci.Mode == cicontext.ModeClose && pr.Open:
-		p.superseded = fmt.Sprintf("branch deployment %s was not marked %s: %s is open again", st.Name, p.ci.PullRequestStatus, p.ci.RequestRef())
+		return fmt.Sprintf("branch deployment %s was not marked %s: %s is open again", st.Name, p.ci.PullRequestStatus, p.ci.RequestRef()), nil
 	case p.ci.Mode != cicontext.ModeClose && !pr.Open:
-		p.superseded = fmt.Sprintf("branch deployment %s was not updated: %s is closed (%s)", st.Name, p.ci.RequestRef(), doubt)
+		return fmt.Sprintf("branch deployment %s was not updated: %s is closed (%s)", st.Name, p.ci.RequestRef(), doubt), nil
 	case p.ci.Mode != cicontext.ModeClose && pr.HeadSHA != ours.SHA:
-		p.superseded = fmt.Sprintf("branch deployment %s was not updated: %s is now at commit %.12s, not this run's %.12s (%s)", st.Name, p.ci.RequestRef(), pr.HeadSHA, ours.SHA, doubt)
-	default:
-		return nil
+		return fmt.Sprintf("branch deployment %s was not updated: %s is now at commit %.12s, not this run's %.12s (%s)", st.Name, p.ci.RequestRef(), pr.HeadSHA, ours.SHA, doubt), nil
 	}
-	return p.supersede()
+	return "", nil
 }
 
 // supersede ends an out-of-date run: it says so, and leaves the branch
@@ -387,6 +402,28 @@ func (p *pipeline) supersede() error {
 	p.rep.Locations = kept
 	p.log.Notice(p.sec.Redact("This run is out of date and changed nothing: " + p.superseded + "."))
 	return nil
+}
+
+// branchResult is what upsertBranch did.
+type branchResult struct {
+	name     string // the branch deployment
+	outdated string // why this run is out of date and wrote nothing
+	err      error
+}
+
+// upsertBranch creates or updates the pull request's branch deployment,
+// unless a newer run has (outdated). It runs while the images build, so it
+// touches neither the report nor the comment.
+func (p *pipeline) upsertBranch(ctx context.Context) branchResult {
+	why, err := p.outdated(ctx)
+	if err != nil || why != "" {
+		return branchResult{outdated: why, err: err}
+	}
+	dep, err := p.client.CreateOrUpdateBranchDeployment(ctx, p.branchData(), p.commit(), p.in.Deployment)
+	if err != nil {
+		return branchResult{err: fmt.Errorf("creating or updating the branch deployment: %w", err)}
+	}
+	return branchResult{name: dep.Name}
 }
 
 func (p *pipeline) setDeployment(name string) {

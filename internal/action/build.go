@@ -92,6 +92,20 @@ func sanitizeTag(s string) string {
 // image reference of each location. If any location fails, it returns an
 // error naming all that failed, and nothing should be deployed.
 func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[string]string, error) {
+	pl, err := p.prepare(ctx, locs)
+	if err != nil || p.superseded != "" {
+		return nil, err
+	}
+	if err := p.execute(ctx, pl); err != nil {
+		return nil, err
+	}
+	return pl.images, nil
+}
+
+// prepare plans the builds, shows them in the report and the comment, and
+// stops (p.superseded) when the comment shows that a newer run owns the
+// pull request.
+func (p *pipeline) prepare(ctx context.Context, locs []config.Location) (*plan, error) {
 	pl, err := p.plan(locs)
 	if err != nil {
 		return nil, err
@@ -103,16 +117,10 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 	for _, j := range pl.jobs {
 		p.rep.Locations = append(p.rep.Locations, report.Location{Name: j.loc.Name, State: report.Building, Image: j.ref, Updated: p.now()})
 	}
-	if len(pl.jobs) == 0 {
-		return pl.images, nil
+	if len(pl.jobs) > 0 {
+		p.comment(ctx) // a newer run's comment makes this run superseded: build nothing
 	}
-	if p.comment(ctx); p.superseded != "" {
-		return pl.images, nil // a newer run of the pull request owns it: build nothing
-	}
-	if err := p.execute(ctx, pl); err != nil {
-		return nil, err
-	}
-	return pl.images, nil
+	return pl, nil
 }
 
 // execute runs the plan's builds: it connects to the builder, resolves and
@@ -123,6 +131,9 @@ func (p *pipeline) buildAll(ctx context.Context, locs []config.Location) (map[st
 // location is doing what. A failing build does not stop the others: all
 // are reported, and nothing is deployed.
 func (p *pipeline) execute(ctx context.Context, pl *plan) error {
+	if len(pl.jobs) == 0 {
+		return nil
+	}
 	newDocker := p.env.NewDocker
 	if newDocker == nil {
 		newDocker = realDocker

@@ -154,3 +154,27 @@ func TestImmutableCacheTags(t *testing.T) {
 		t.Errorf("%d warnings:\n%s", n, h.out.String())
 	}
 }
+
+// TestBranchDeploymentWhileBuilding: the branch deployment is brought up
+// to date while the images build, not after.
+func TestBranchDeploymentWhileBuilding(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	var seen atomic.Bool
+	h.docker.onBuild = func() {
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			for _, d := range h.dagster.Deployments() {
+				if d.Type == "BRANCH" {
+					seen.Store(true)
+					return
+				}
+			}
+		}
+	}
+	if err := h.run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !seen.Load() {
+		t.Error("the branch deployment was not created while the images built")
+	}
+}

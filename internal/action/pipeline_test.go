@@ -262,8 +262,12 @@ func TestPipelineScrubsSecretsFromFailures(t *testing.T) {
 			t.Errorf("the secret is in the %s:\n%s", where, text)
 		}
 	}
-	if len(h.dagster.Requests()) > 2 { // the connection check and the agent type only
-		t.Errorf("deployed after a failed build: %d Dagster+ calls", len(h.dagster.Requests()))
+	// The branch deployment is brought up to date while the images build;
+	// no location is deployed after a failed build.
+	for _, r := range h.dagster.Requests() {
+		if r.Operation == "CliDeployLocations" || r.Operation == "CliAddOrUpdateLocation" {
+			t.Errorf("deployed after a failed build: %s", r.Operation)
+		}
 	}
 }
 
