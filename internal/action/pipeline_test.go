@@ -38,7 +38,7 @@ type fakeDocker struct {
 	buildErrFor map[string]error
 	// pushErrFor, when set, decides a push's error by reference.
 	pushErrFor func(ref string) error
-	logins      []registry.AuthConfig
+	logins     []registry.AuthConfig
 }
 
 func (f *fakeDocker) Build(_ context.Context, s imagebuild.Spec) (string, error) {
