@@ -92,6 +92,8 @@ include:
       dagster_cloud_url: {{URL}}
       location_load_timeout: 60
       auto_stop_in: 1 week
+      python_version: "3.12"
+      base_image: registry.example/acme/dagster-base:1
 
 dagster-branch-deploy:
   services: []
@@ -325,6 +327,10 @@ func TestGitLabCILocal(t *testing.T) {
 		"INPUT_ORGANIZATION_ID: " + scenario.Organization, "INPUT_DAGSTER_CLOUD_URL: " + s.DagsterURL, "INPUT_LOCATION_LOAD_TIMEOUT: '60'",
 		"name: dagster/mr-$CI_MERGE_REQUEST_IID", "on_stop: dagster-branch-stop", "auto_stop_in: 1 week", "action: stop", "GIT_STRATEGY: none",
 		"dotenv: deploy.env", "image:\n    name: ghcr.io/dagster-branch-deploy/dagster-branch-deploy:v1-gitlab",
+		// The Serverless inputs (a Hybrid organization ignores them), and
+		// the heartbeat timeout left empty: the binary's default per agent
+		// type.
+		"INPUT_PYTHON_VERSION: '3.12'", "INPUT_BASE_IMAGE: registry.example/acme/dagster-base:1", "INPUT_AGENT_HEARTBEAT_TIMEOUT: ''",
 	} {
 		if !strings.Contains(preview, want) {
 			t.Errorf("the expanded configuration lacks %q", want)
@@ -377,6 +383,10 @@ func TestGitLabCILocal(t *testing.T) {
 		}
 		if jobs := started(out); !slices.Equal(jobs, []string{"dagster-branch-deploy", "smoke-test"}) {
 			t.Errorf("the pipeline started %q, want the merge request job and smoke-test", jobs)
+		}
+		// agent_heartbeat_timeout left empty: Hybrid's 120 s.
+		if !strings.Contains(out, "up to 2m0s for an agent to answer") {
+			t.Error("the job does not wait Hybrid's default 120 s for an agent")
 		}
 		dep := glBranchDeployment(t, s, scenario.GitLabSourceBranch)
 		project := scenario.GitLabServerURL + "/" + scenario.GitLabProjectPath

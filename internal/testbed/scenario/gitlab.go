@@ -71,7 +71,7 @@ const (
 // GitLabSourceBranch at the workspace's commit. The workspace is a checkout
 // of the project (origin is its URL on GitLabServerURL).
 func NewGitLab(ctx context.Context, dir, project string) (*Scenario, error) {
-	return newScenario(ctx, dir, project, true)
+	return newScenario(ctx, dir, project, Options{GitLab: true})
 }
 
 func (s *Scenario) startGitLab() {

@@ -62,6 +62,13 @@ type Scenario struct {
 	GitLabProject int64  // the project's ID in the emulator (CI_PROJECT_ID)
 	GitLabBot     string // the user GITLAB_TOKEN writes notes as
 	gitlabMRs     map[int]*gitlabemu.MergeRequest
+
+	// Serverless mode (Options.Serverless); nil and "" otherwise.
+	// ServerlessRegistry is the registry the Dagster+ emulator hands out
+	// (a second docker-registry, with its own user) and ServerlessURL the
+	// registryUrl it hands out.
+	ServerlessRegistry *testbed.Registry
+	ServerlessURL      string
 	// StopSignal, when set, is what Run sends the binary when its context
 	// ends (as the runner sends SIGTERM to a cancelled job); else it is
 	// killed.
@@ -74,10 +81,17 @@ type Scenario struct {
 // New copies testdata/projects/<project> into a git workspace under dir and
 // starts the stand-ins.
 func New(ctx context.Context, dir, project string) (*Scenario, error) {
-	return newScenario(ctx, dir, project, false)
+	return newScenario(ctx, dir, project, Options{})
 }
 
-func newScenario(ctx context.Context, dir, project string, gitlab bool) (*Scenario, error) {
+// NewWith is New, or NewGitLab with opts.GitLab, with the stand-ins set up
+// as opts says (e.g. a Dagster+ Serverless organization).
+func NewWith(ctx context.Context, dir, project string, opts Options) (*Scenario, error) {
+	return newScenario(ctx, dir, project, opts)
+}
+
+func newScenario(ctx context.Context, dir, project string, opts Options) (*Scenario, error) {
+	gitlab := opts.GitLab
 	root, err := testbed.RepoRoot()
 	if err != nil {
 		return nil, err
@@ -95,7 +109,16 @@ func newScenario(ctx context.Context, dir, project string, gitlab bool) (*Scenar
 	s.Registry = reg
 	s.closers = append(s.closers, func() { _ = reg.Close() })
 
-	s.Dagster = dagsteremu.New(dagsteremu.WithTokens(DagsterToken), dagsteremu.WithOrganization(Organization))
+	dagsterOpts := []dagsteremu.Option{dagsteremu.WithTokens(DagsterToken), dagsteremu.WithOrganization(Organization)}
+	if opts.Serverless != nil {
+		o, err := s.startServerless(ctx, *opts.Serverless)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		dagsterOpts = append(dagsterOpts, o...)
+	}
+	s.Dagster = dagsteremu.New(dagsterOpts...)
 	dsrv := httptest.NewServer(s.Dagster)
 	s.DagsterURL = dsrv.URL
 	s.closers = append(s.closers, dsrv.Close)

@@ -1,0 +1,9 @@
+from dagster import Definitions, asset
+
+
+@asset
+def model():
+    return "trained"
+
+
+defs = Definitions(assets=[model])
