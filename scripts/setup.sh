@@ -2,12 +2,16 @@
 # Installs what the demo and the tests need on a fresh Debian machine:
 # dockerd (docker.io), the registry (docker-registry), git, curl, the Go
 # modules, and gitlab-ci-local (with Node.js, npm and rsync), which runs the
-# GitLab CI templates of gitlab/ in the tests. Source it from the other
-# scripts; it is idempotent and quick when everything is there.
+# GitLab CI templates of gitlab/ in the tests. buildkitd, for the remote
+# BuildKit tests, is built from the Go module proxy by scripts/buildkitd.sh
+# when ensure_buildkitd first starts it (a few minutes, once per BuildKit
+# version); it runs RUN steps with runc. Source it from the other scripts; it
+# is idempotent and quick when everything is there.
 set -euo pipefail
 
 need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+command -v runc >/dev/null 2>&1 || need+=(runc) # buildkitd's OCI worker (docker.io brings it too)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v curl >/dev/null 2>&1 || need+=(curl)
@@ -68,13 +72,35 @@ if [ "$("$GITLAB_CI_LOCAL" --version 2>/dev/null || true)" != "$GITLAB_CI_LOCAL_
 fi
 export GITLAB_CI_LOCAL
 
+# on_exit CMD: run CMD when the calling script exits, before the commands
+# registered earlier (one EXIT trap runs them all).
+DBD_ON_EXIT=()
+on_exit() {
+	DBD_ON_EXIT=("$1" "${DBD_ON_EXIT[@]}")
+	trap 'for c in "${DBD_ON_EXIT[@]}"; do eval "$c" || true; done' EXIT
+}
+
 # ensure_dockerd: unless DOCKER_HOST is set, start the private test daemon
 # and stop it when the calling script exits.
 ensure_dockerd() {
 	if [ -z "${DOCKER_HOST:-}" ]; then
 		DBD_DOCKER_DIR="${DBD_DOCKER_DIR:-/tmp/dagster-branch-deploy-dockerd}"
 		eval "$(scripts/dockerd.sh start "$DBD_DOCKER_DIR")"
-		trap 'scripts/dockerd.sh stop "$DBD_DOCKER_DIR" || true' EXIT
+		on_exit 'scripts/dockerd.sh stop "$DBD_DOCKER_DIR"'
 	fi
 	export DOCKER_HOST
+}
+
+# ensure_buildkitd: unless BUILDKIT_HOST, BUILDKIT_CERT_PATH and
+# BUILDKIT_UNIX_HOST all name a running buildkitd already, build (once) and
+# start the private test buildkitd (scripts/buildkitd.sh: TLS with client
+# certificates on tcp://127.0.0.1, and a unix socket), export its addresses,
+# and stop it when the calling script exits.
+ensure_buildkitd() {
+	if [ -z "${BUILDKIT_HOST:-}" ] || [ -z "${BUILDKIT_CERT_PATH:-}" ] || [ -z "${BUILDKIT_UNIX_HOST:-}" ]; then
+		DBD_BUILDKITD_DIR="${DBD_BUILDKITD_DIR:-/tmp/dagster-branch-deploy-buildkitd}"
+		eval "$(scripts/buildkitd.sh start "$DBD_BUILDKITD_DIR")"
+		on_exit 'scripts/buildkitd.sh stop "$DBD_BUILDKITD_DIR"'
+	fi
+	export BUILDKIT_HOST BUILDKIT_CERT_PATH BUILDKIT_UNIX_HOST
 }

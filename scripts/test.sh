@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test: gofmt, go vet, and go test -race over all packages,
-# including the end-to-end tests against a real dockerd and docker-registry.
-# It installs what is missing and starts a private dockerd (unless DOCKER_HOST
-# already points at one), and stops what it started.
+# including the end-to-end tests against a real dockerd and docker-registry,
+# and the remote BuildKit tests against a real buildkitd. It installs what is
+# missing, starts a private dockerd (unless DOCKER_HOST already points at one)
+# and a private buildkitd (built from the Go module proxy on first use; unless
+# BUILDKIT_HOST, BUILDKIT_CERT_PATH and BUILDKIT_UNIX_HOST name one), and stops
+# what it started.
 #
-# The tests that need dockerd or docker-registry are built only with
+# The tests that need dockerd, buildkitd or docker-registry are built only with
 # -tags docker (a plain `go test ./...` skips them); here they are built and
 # fail loudly if the daemon does not answer. go vet runs in both
 # configurations, so that neither stops compiling.
@@ -13,6 +16,7 @@ cd "$(dirname "$0")/.."
 . scripts/setup.sh
 
 ensure_dockerd
+ensure_buildkitd
 
 unformatted="$(gofmt -l .)"
 if [ -n "$unformatted" ]; then

@@ -270,10 +270,7 @@ func validateContextDirectory(dir string, excludes []string) error {
 // .dockerignore if .dockerignore lists them, so COPY sees neither. The line comes last, so no
 // pattern of the user's can bring the file back. Nothing is written to the directory.
 func (c *buildContext) tar() (io.ReadCloser, error) {
-	rc, err := archive.TarWithOptions(c.dir, &archive.TarOptions{
-		ExcludePatterns: c.excludes,
-		ChownOpts:       &archive.ChownOpts{UID: 0, GID: 0},
-	})
+	rc, err := archive.TarWithOptions(c.dir, c.tarOptions())
 	if err != nil {
 		return nil, fmt.Errorf("archiving build context %s: %w", c.dir, err)
 	}
@@ -301,6 +298,15 @@ func (c *buildContext) tar() (io.ReadCloser, error) {
 			return h, b.Bytes(), nil
 		},
 	}), nil
+}
+
+// tarOptions select and shape the files of the context tar: those .dockerignore does not
+// exclude, owned by 0:0. The inputs digest (InputsDigest) reads the same selection.
+func (c *buildContext) tarOptions() *archive.TarOptions {
+	return &archive.TarOptions{
+		ExcludePatterns: c.excludes,
+		ChownOpts:       &archive.ChownOpts{UID: 0, GID: 0},
+	}
 }
 
 // describeDockerfile names the Dockerfile for the log.
