@@ -40,6 +40,9 @@ type Env struct {
 	// ProgressEvery is how often a line tells what running builds do; 0
 	// means 30 s.
 	ProgressEvery time.Duration
+	// Registry answers reuse's registry questions; nil means the real
+	// registries.
+	Registry Registry
 }
 
 // Run runs the pipeline. It prints its failure through the platform (an

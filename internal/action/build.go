@@ -42,6 +42,28 @@ type builder struct{ *imagebuild.Builder }
 
 func (b builder) WithLog(log io.Writer) Docker { return builder{b.Builder.WithLog(log)} }
 
+// remoteDocker connects to the remote BuildKit of the builder input: it
+// builds and pushes without a Docker daemon.
+func (p *pipeline) remoteDocker(ctx context.Context, log io.Writer) (Docker, error) {
+	var tls *imagebuild.RemoteTLS
+	if p.in.BuilderCerts != "" {
+		tls = imagebuild.RemoteTLSFromDir(p.plat.ContainerPath(p.in.BuilderCerts))
+	}
+	r, err := imagebuild.NewRemote(ctx, p.in.Builder, tls, log)
+	if err != nil {
+		return nil, err
+	}
+	if !p.in.Push {
+		r = r.WithoutPush()
+	}
+	return remote{r}, nil
+}
+
+// remote is a remote BuildKit as the pipeline's Docker.
+type remote struct{ *imagebuild.Remote }
+
+func (r remote) WithLog(log io.Writer) Docker { return remote{r.Remote.WithLog(log)} }
+
 // imageTag is the tag of a location's image: the input image_tag, else
 // <head sha, 12>-<run id>-<run attempt>; with -<location> appended when
 // several locations push to one registry, so that they do not overwrite
@@ -135,7 +157,11 @@ func (p *pipeline) execute(ctx context.Context, pl *plan) error {
 		return nil
 	}
 	newDocker := p.env.NewDocker
-	if newDocker == nil {
+	switch {
+	case newDocker != nil:
+	case p.in.Builder != "":
+		newDocker = p.remoteDocker
+	default:
 		newDocker = realDocker
 	}
 	docker, err := newDocker(ctx, p.log.Writer())
@@ -200,10 +226,7 @@ func (p *pipeline) execute(ctx context.Context, pl *plan) error {
 
 // immutableTag reports a registry's refusal to overwrite a tag (ECR's tag
 // immutability, and the errors other registries give for it).
-func immutableTag(err error) bool {
-	msg := strings.ToLower(err.Error())
-	return strings.Contains(msg, "imagetagalreadyexists") || strings.Contains(msg, "immutable") || strings.Contains(msg, "tag invalid: the image tag") && strings.Contains(msg, "already exists")
-}
+func immutableTag(err error) bool { return imagebuild.IsImmutableTag(err) }
 
 // progressEvery is how often a progress line is printed while builds run.
 func (p *pipeline) progressEvery() time.Duration {
@@ -215,11 +238,12 @@ func (p *pipeline) progressEvery() time.Duration {
 
 // buildResult is what one build did; its log is printed when it ends.
 type buildResult struct {
-	build    *job
-	digest   string
-	err      error
-	log      *bytes.Buffer
-	warnings []string
+	build      *job
+	reusedFrom string // the commit of the reused image, when reused
+	digest     string
+	err        error
+	log        *bytes.Buffer
+	warnings   []string
 }
 
 // record prints a finished build's log as one group and records it in the
@@ -246,7 +270,8 @@ func (p *pipeline) record(r *buildResult) {
 			p.rep.Set(j.loc.Name, report.Failed, p.sec.Redact(r.err.Error()))
 		case p.in.Push:
 			p.logf("Pushed %s@%s", j.ref, r.digest)
-			p.rep.Location(j.loc.Name).Digest = r.digest
+			row := p.rep.Location(j.loc.Name)
+			row.Digest, row.ReusedFrom = r.digest, r.reusedFrom
 			p.rep.Set(j.loc.Name, report.Pushed, "")
 		default:
 			p.rep.Set(j.loc.Name, report.Built, "")
@@ -254,24 +279,47 @@ func (p *pipeline) record(r *buildResult) {
 	}
 }
 
-// runBuild builds and pushes one build, logging to its own buffer.
+// runBuild builds and pushes one build, logging to its own buffer. With
+// reuse on, it first looks in the registry for an image built from the
+// same inputs (imagebuild.InputsDigest names it): when there is one, that
+// image is tagged with this run's tags (no layers move) and nothing is
+// built; else the build also pushes that inputs tag for later runs.
 func (p *pipeline) runBuild(ctx context.Context, docker Docker, b *job, auth registry.AuthConfig, pr *progress) *buildResult {
 	r := &buildResult{build: b, log: &bytes.Buffer{}}
-	d := docker.WithLog(syncWriter(r.log))
-	pr.set(b, "building")
+	log := syncWriter(r.log)
+	d := docker.WithLog(log)
 	defer pr.set(b, "")
+	// Fetched again: a short-lived token (ECR, Google) may have expired
+	// while other builds ran; the resolver keeps it while it is fresh.
+	fresh := func() {
+		if creds, err := p.resolver.Resolve(ctx, b.host); err == nil && !creds.Anonymous() {
+			p.sec.Add(creds.Secrets()...)
+			p.sec.AddPair(creds.Auth.Username, creds.Auth.Password)
+			auth = creds.Auth
+		}
+	}
+	spec := b.spec
+	var reuseRef string
+	if p.in.Reuse && p.in.Push {
+		pr.set(b, "looking for an image of the same inputs")
+		fresh()
+		var reused bool
+		if reuseRef, reused = p.reuse(ctx, b, auth, r, log); reused {
+			return r
+		}
+		if reuseRef != "" {
+			// The inputs tag goes with the images, before the cache images.
+			n := len(b.all())
+			spec.Tags = append(append(append([]string{}, spec.Tags[:n]...), reuseRef), spec.Tags[n:]...)
+		}
+	}
+	pr.set(b, "building")
 	// The builder's errors name the reference and the context already.
-	if _, r.err = d.Build(ctx, b.spec); r.err != nil || !p.in.Push {
+	if _, r.err = d.Build(ctx, spec); r.err != nil || !p.in.Push {
 		return r
 	}
 	pr.set(b, "pushing")
-	// Fetched again: a short-lived token (ECR, Google) may have expired
-	// during a long build; the resolver keeps it while it is fresh.
-	if creds, err := p.resolver.Resolve(ctx, b.host); err == nil && !creds.Anonymous() {
-		p.sec.Add(creds.Secrets()...)
-		p.sec.AddPair(creds.Auth.Username, creds.Auth.Password)
-		auth = creds.Auth
-	}
+	fresh()
 	for _, j := range b.all() {
 		digest, err := d.Push(ctx, j.ref, auth)
 		if err != nil {
@@ -279,6 +327,11 @@ func (p *pipeline) runBuild(ctx context.Context, docker Docker, b *job, auth reg
 			return r
 		}
 		r.digest = digest
+	}
+	if reuseRef != "" {
+		if _, err := d.Push(ctx, reuseRef, auth); err != nil && !immutableTag(err) {
+			r.warnings = append(r.warnings, "Could not push the inputs tag (later runs will build again): "+err.Error())
+		}
 	}
 	for _, cache := range b.cacheRefs() {
 		if _, err := d.Push(ctx, cache, auth); err != nil {
@@ -291,6 +344,77 @@ func (p *pipeline) runBuild(ctx context.Context, docker Docker, b *job, auth reg
 		}
 	}
 	return r
+}
+
+// reuse looks for an image built from the same inputs as b. It returns the
+// inputs tag ("" when the inputs cannot be named: an unresolvable FROM
+// image) and whether the image was reused: then every location's tag points
+// at it and r holds its digest and commit.
+func (p *pipeline) reuse(ctx context.Context, b *job, auth registry.AuthConfig, r *buildResult, log io.Writer) (string, bool) {
+	reg := p.registry()
+	in, err := imagebuild.InputsDigest(ctx, reg, b.spec)
+	if err != nil {
+		fmt.Fprintf(log, "Not looking for an earlier image of the same inputs: %v\n", err)
+		return "", false
+	}
+	for _, c := range in.Caveats {
+		fmt.Fprintf(log, "Note: %s\n", c)
+	}
+	reuseRef := b.ref[:strings.LastIndex(b.ref, ":")] + ":" + in.Tag()
+	info, found, err := reg.RemoteImage(ctx, reuseRef, auth)
+	if err != nil {
+		fmt.Fprintf(log, "Could not look for %s (building): %v\n", reuseRef, err)
+		return reuseRef, false
+	}
+	if !found {
+		fmt.Fprintf(log, "No image of these inputs yet (%s): building.\n", in.Tag())
+		return reuseRef, false
+	}
+	for _, j := range b.all() {
+		digest, err := reg.TagRemote(ctx, reuseRef, j.ref, auth)
+		if err != nil {
+			fmt.Fprintf(log, "Could not tag %s as %s (building instead): %v\n", reuseRef, j.ref, err)
+			return reuseRef, false
+		}
+		r.digest = digest
+	}
+	r.reusedFrom = info.Labels["org.opencontainers.image.revision"]
+	fmt.Fprintf(log, "Reused %s@%s, built from commit %s with the same inputs: tagged %s; nothing was built.\n",
+		reuseRef, info.Digest, orDefault(r.reusedFrom, "(unknown)"), strings.Join(refs(b.all()), ", "))
+	return reuseRef, true
+}
+
+func refs(jobs []*job) []string {
+	var out []string
+	for _, j := range jobs {
+		out = append(out, j.ref)
+	}
+	return out
+}
+
+// Registry is what reuse asks of registries; imagebuild's functions are
+// the real one.
+type Registry interface {
+	imagebuild.DistributionInspector
+	RemoteImage(ctx context.Context, ref string, auth registry.AuthConfig) (imagebuild.RemoteInfo, bool, error)
+	TagRemote(ctx context.Context, src, dst string, auth registry.AuthConfig) (string, error)
+}
+
+type realRegistry struct{ imagebuild.RegistryInspector }
+
+func (realRegistry) RemoteImage(ctx context.Context, ref string, auth registry.AuthConfig) (imagebuild.RemoteInfo, bool, error) {
+	return imagebuild.RemoteImage(ctx, ref, auth)
+}
+
+func (realRegistry) TagRemote(ctx context.Context, src, dst string, auth registry.AuthConfig) (string, error) {
+	return imagebuild.TagRemote(ctx, src, dst, auth)
+}
+
+func (p *pipeline) registry() Registry {
+	if p.env.Registry != nil {
+		return p.env.Registry
+	}
+	return realRegistry{}
 }
 
 // login resolves the credentials of every registry the jobs push to and

@@ -51,6 +51,11 @@ type Inputs struct {
 	Push         bool
 	// MaxParallel bounds the builds that run at once.
 	MaxParallel int
+	// Reuse tags an earlier image of the same inputs instead of building.
+	Reuse bool
+	// Builder is "" for the Docker daemon, or a BuildKit address;
+	// BuilderCerts a directory with ca.pem, cert.pem and key.pem for it.
+	Builder, BuilderCerts string
 
 	// Registry login.
 	AWSRoleARN                  string
@@ -124,6 +129,14 @@ func ReadInputs(input, getenv func(string) string) (Inputs, error) {
 	if in.MaxParallel, err = parseCount("max_parallel", get("max_parallel", "", "")); err != nil {
 		return in, err
 	}
+	if in.Reuse, err = parseBool("reuse", get("reuse", "", "true")); err != nil {
+		return in, err
+	}
+	in.Builder = get("builder", "BUILDKIT_HOST", "")
+	if in.Builder == "docker" {
+		in.Builder = ""
+	}
+	in.BuilderCerts = get("builder_certs", "BUILDKIT_CERT_PATH", "")
 	if (in.GCPWorkloadIdentityProvider == "") != (in.GCPServiceAccount == "") {
 		return in, &InputError{"gcp_workload_identity_provider", "gcp_workload_identity_provider and gcp_service_account go together: set both for keyless login to Google Artifact Registry"}
 	}

@@ -29,7 +29,7 @@ func TestReadInputs(t *testing.T) {
 			check: func(t *testing.T, in Inputs) {
 				want := Inputs{Deployment: "prod", ProjectDir: ".", YAMLPath: "dagster_cloud.yaml", PRComment: true,
 					LocationLoadTimeout: 3600 * time.Second, AgentHeartbeatTimeout: 120 * time.Second, HeartbeatDefault: true,
-					PythonVersion: "3.11", Dockerfile: "Dockerfile", Platform: "linux/amd64", Cache: true, Push: true, MaxParallel: DefaultMaxParallel()}
+					PythonVersion: "3.11", Dockerfile: "Dockerfile", Platform: "linux/amd64", Cache: true, Push: true, MaxParallel: DefaultMaxParallel(), Reuse: true}
 				if !reflect.DeepEqual(in, want) {
 					t.Errorf("got %+v", in)
 				}

@@ -38,12 +38,22 @@ type fakeDocker struct {
 	buildErrFor map[string]error
 	// pushErrFor, when set, decides a push's error by reference.
 	pushErrFor func(ref string) error
-	logins     []registry.AuthConfig
+	// built holds the labels of the image each tag names; registry
+	// receives what is pushed.
+	built    map[string]map[string]string
+	registry *fakeRegistry
+	logins   []registry.AuthConfig
 }
 
 func (f *fakeDocker) Build(_ context.Context, s imagebuild.Spec) (string, error) {
 	f.mu.Lock()
 	f.specs = append(f.specs, s)
+	if f.built == nil {
+		f.built = map[string]map[string]string{}
+	}
+	for _, tag := range s.Tags {
+		f.built[tag] = s.Labels
+	}
 	onBuild, err := f.onBuild, f.buildErr
 	if f.buildErrFor != nil {
 		err = f.buildErrFor[s.Labels["dev.dagster.location"]]
@@ -106,16 +116,57 @@ func (f *fakeDocker) Push(_ context.Context, ref string, _ registry.AuthConfig) 
 			return "", err
 		}
 	}
+	if f.registry != nil {
+		f.registry.put(ref, imagebuild.RemoteInfo{Digest: "sha256:" + strings.Repeat("a", 64), Labels: f.built[ref]})
+	}
 	return "sha256:" + strings.Repeat("a", 64), nil
 }
 
+// fakeRegistry is the registries reuse talks to: what was pushed, by
+// reference; base images do not resolve.
+type fakeRegistry struct {
+	mu     sync.Mutex
+	images map[string]imagebuild.RemoteInfo
+	tagged []string
+}
+
+func (r *fakeRegistry) put(ref string, info imagebuild.RemoteInfo) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.images[ref] = info
+}
+
+func (r *fakeRegistry) DistributionInspect(_ context.Context, ref, _ string) (registry.DistributionInspect, error) {
+	return registry.DistributionInspect{}, errors.New(ref + ": not in the fake registry")
+}
+
+func (r *fakeRegistry) RemoteImage(_ context.Context, ref string, _ registry.AuthConfig) (imagebuild.RemoteInfo, bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	info, ok := r.images[ref]
+	return info, ok, nil
+}
+
+func (r *fakeRegistry) TagRemote(_ context.Context, src, dst string, _ registry.AuthConfig) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	info, ok := r.images[src]
+	if !ok {
+		return "", errors.New(src + ": not found")
+	}
+	r.images[dst] = info
+	r.tagged = append(r.tagged, dst)
+	return info.Digest, nil
+}
+
 type harness struct {
-	env     map[string]string
-	out     bytes.Buffer
-	docker  *fakeDocker
-	dagster *dagsteremu.Server
-	github  *githubemu.Server
-	now     func() time.Time // the run's clock and Dagster+ client's; nil: the real one
+	registry *fakeRegistry
+	env      map[string]string
+	out      bytes.Buffer
+	docker   *fakeDocker
+	dagster  *dagsteremu.Server
+	github   *githubemu.Server
+	now      func() time.Time // the run's clock and Dagster+ client's; nil: the real one
 	// progressEvery is Env.ProgressEvery.
 	progressEvery time.Duration
 }
@@ -138,7 +189,8 @@ func newHarness(t *testing.T, inputs map[string]string, emuOpts ...dagsteremu.Op
 	t.Helper()
 	dir := t.TempDir()
 	emuOpts = append([]dagsteremu.Option{dagsteremu.WithTokens("dg-token-1234", agentToken)}, emuOpts...)
-	h := &harness{docker: &fakeDocker{}, dagster: dagsteremu.New(emuOpts...), github: githubemu.New("gh-token-1234", "bot")}
+	reg := &fakeRegistry{images: map[string]imagebuild.RemoteInfo{}}
+	h := &harness{docker: &fakeDocker{registry: reg}, registry: reg, dagster: dagsteremu.New(emuOpts...), github: githubemu.New("gh-token-1234", "bot")}
 	dsrv, gsrv := httptest.NewServer(h.dagster), httptest.NewServer(h.github)
 	t.Cleanup(dsrv.Close)
 	t.Cleanup(gsrv.Close)
@@ -185,6 +237,7 @@ func (h *harness) run(ctx context.Context) error {
 		DagsterOptions: opts,
 		Now:            h.now,
 		ProgressEvery:  h.progressEvery,
+		Registry:       h.registry,
 	})
 }
 

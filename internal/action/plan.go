@@ -3,6 +3,8 @@ package action
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"strings"
 
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/cicontext"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/config"
@@ -82,6 +84,9 @@ func (p *pipeline) plan(locs []config.Location) (*plan, error) {
 		}
 		pl.images[l.Name] = ref
 		spec := p.spec(l, bp, ref, shared)
+		if strings.Contains(spec.Platform, ",") && p.in.Builder == "" {
+			return nil, fmt.Errorf("location %s: platform %q lists several platforms: a manifest list needs a remote BuildKit (the builder input or BUILDKIT_HOST); the Docker daemon builds one platform", l.Name, spec.Platform)
+		}
 		pl.jobs = append(pl.jobs, &job{loc: l, ref: ref, host: registryauth.Host(l.Build.Registry), spec: spec, cache: spec.Tags[1:]})
 	}
 	return pl, nil

@@ -130,6 +130,12 @@ func scenarios() []struct {
 		r.PullRequestStatus = "MERGED"
 		r.Set("etl", Closed, "")
 	})
+	add("reused", func(r *Report) {
+		r.Locations = []Location{
+			{Name: "etl", State: Loaded, Image: "ghcr.io/acme/etl:ec26c3e", Digest: "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Updated: t0, ReusedFrom: "0123456789abcdef0123456789abcdef01234567"},
+			{Name: "ml", State: Loaded, Image: "ghcr.io/acme/ml:ec26c3e", Digest: "sha256:60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752", Updated: t0},
+		}
+	})
 	add("built-only", func(r *Report) {
 		r.Deployment, r.DeploymentURL = "", ""
 		r.Locations = []Location{

@@ -34,6 +34,9 @@ type Location struct {
 	Digest  string // sha256:… once pushed
 	Updated time.Time
 	Error   string // why it failed, if it did
+	// ReusedFrom is the commit of an earlier run whose image, built from
+	// the same inputs, was reused instead of building; "" when built.
+	ReusedFrom string
 }
 
 // ImageRef is the pushed reference pinned by digest when known.
@@ -393,6 +396,9 @@ func row(l Location) string {
 		status = icon + " " + status
 	} else {
 		status = cellCode(status, 50)
+	}
+	if l.ReusedFrom != "" {
+		status += " (reused from " + cellCode(shortSHA(l.ReusedFrom), 12) + ")"
 	}
 	image := "–"
 	if ref := l.ImageRef(); ref != "" {
