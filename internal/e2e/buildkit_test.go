@@ -97,8 +97,8 @@ func TestBuildFeatures(t *testing.T) {
 	if labels["team"] != "data" || labels["cost-center"] != "42" || labels["org.opencontainers.image.revision"] != s.HeadSHA {
 		t.Errorf("labels = %v", labels)
 	}
-	// The registry cache was pushed for the next run.
-	if _, err := s.Registry.ManifestDigest(ctx, "acme/warehouse", "buildcache"); err != nil {
+	// The pull request's own registry cache was pushed for the next run.
+	if _, err := s.Registry.ManifestDigest(ctx, "acme/warehouse", "buildcache-changes"); err != nil {
 		t.Errorf("no buildcache tag in the registry: %v", err)
 	}
 	// The base was resolved in the private registry with the location's
@@ -107,10 +107,12 @@ func TestBuildFeatures(t *testing.T) {
 		t.Errorf("the build did not resolve %s in the registry", base)
 	}
 
-	// A second run on a new commit reuses the cache mount's layer chain.
+	// A second run on a new commit reuses the cache mount's layer chain
+	// (with reuse off: with the same inputs it would tag the first image).
 	if err := s.Commit("Second commit"); err != nil {
 		t.Fatal(err)
 	}
+	inputs["reuse"] = "false"
 	res = runAction(t, ctx, s, "pull_request", "pull_request.synchronize.json", nil, inputs)
 	if res.ExitCode != 0 {
 		t.Fatalf("second run failed: %s", errorAnnotations(res.Stdout))

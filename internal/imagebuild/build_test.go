@@ -78,7 +78,10 @@ func removeImage(t *testing.T, c *client.Client, ref string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_, _ = c.ImageRemove(ctx, ref, image.RemoveOptions{Force: true, PruneChildren: true})
+		// Without PruneChildren: the classic builder's intermediate images
+		// are shared by concurrent tests with the same steps, and pruning
+		// them under a running build fails it ("unable to find image").
+		_, _ = c.ImageRemove(ctx, ref, image.RemoveOptions{Force: true})
 	})
 }
 
@@ -407,7 +410,7 @@ func TestBuildPullsPrivateBaseWithPullAuth(t *testing.T) {
 			if _, err := b.Push(ctx, base, auth); err != nil {
 				t.Fatalf("pushing the base: %v", err)
 			}
-			if _, err := c.ImageRemove(ctx, base, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
+			if _, err := c.ImageRemove(ctx, base, image.RemoveOptions{Force: true}); err != nil {
 				t.Fatalf("removing the local base: %v", err)
 			}
 
