@@ -367,7 +367,19 @@ func TestServerlessPullRequestAndPush(t *testing.T) {
 	if res.Outputs["status"] != "success" || res.Outputs["deployment"] != "prod" {
 		t.Errorf("outputs = %v", res.Outputs)
 	}
-	prodImages := slCheckImages(t, ctx, s, res.Outputs["images"], "prod", `\d+-1`, source, "master")
+	// The push is of the same commit, so every location has the inputs of
+	// an image the pull request run pushed: that image is tagged for prod,
+	// not rebuilt, and keeps the labels of the build that made it (branch
+	// "changes").
+	prodImages := slCheckImages(t, ctx, s, res.Outputs["images"], "prod", `\d+-1`, source, "changes")
+	for loc, img := range prodImages {
+		if img.digest != images[loc].digest {
+			t.Errorf("prod image of %s is %s, want the pull request's %s reused", loc, img.digest, images[loc].digest)
+		}
+		if !strings.Contains(res.Stdout, "Reused "+s.ServerlessRegistry.Addr+"/"+img.repo+":inputs-") {
+			t.Errorf("the push run does not say it reused the image of %s", loc)
+		}
+	}
 	slCheckContents(t, ctx, s, prodImages, envVar)
 	prod, ok := s.Dagster.Deployment("prod")
 	if !ok {
