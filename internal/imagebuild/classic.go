@@ -39,13 +39,39 @@ func (b *Builder) buildClassic(ctx context.Context, bc *buildContext, s Spec, wh
 	if err := b.pullCacheImages(ctx, s); err != nil {
 		return "", err
 	}
+	fmt.Fprintf(b.log, "Building %s from %s (%s) with the classic builder\n", strings.Join(s.Tags, ", "), bc.dir, bc.describeDockerfile())
+	for attempt := 1; ; attempt++ {
+		id, err := b.buildClassicOnce(ctx, bc, s)
+		if err == nil || attempt == classicCacheRaceAttempts || !isClassicCacheRace(err) || ctx.Err() != nil {
+			return id, err
+		}
+		fmt.Fprintf(b.log, "The daemon lost an image while looking for cached steps (an image was removed during the build: %v); building again (attempt %d of %d)\n", err, attempt+1, classicCacheRaceAttempts)
+	}
+}
+
+// classicCacheRaceAttempts bounds the builds of one Spec when the daemon's cache probe races
+// with an image removal (see isClassicCacheRace).
+const classicCacheRaceAttempts = 3
+
+// isClassicCacheRace reports whether err is the classic builder's cache probe failing because an
+// image it had just listed was removed before it read it (moby's getLocalCachedImage: `unable to
+// find image "sha256:…"`). Any image removal on the daemon (another job, `docker image prune`)
+// can cause it while a step runs; the build itself is fine, so it is run again.
+func isClassicCacheRace(err error) bool {
+	var se *StreamError
+	if !errors.As(err, &se) {
+		return false
+	}
+	return strings.HasPrefix(se.Message, `unable to find image "sha256:`)
+}
+
+// buildClassicOnce sends the context and reads the daemon's stream once.
+func (b *Builder) buildClassicOnce(ctx context.Context, bc *buildContext, s Spec) (string, error) {
 	tar, err := bc.tar()
 	if err != nil {
 		return "", err
 	}
 	defer tar.Close()
-
-	fmt.Fprintf(b.log, "Building %s from %s (%s) with the classic builder\n", strings.Join(s.Tags, ", "), bc.dir, bc.describeDockerfile())
 	resp, err := b.docker.ImageBuild(ctx, tar, classicOptions(bc, s))
 	if err != nil {
 		return "", fmt.Errorf("starting the build of %s: %w", s.Tags[0], err)
