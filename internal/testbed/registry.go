@@ -326,10 +326,14 @@ func (r *Registry) ManifestDigest(ctx context.Context, repo, tag string) (string
 	return d, nil
 }
 
-// Tags lists the tags of repo.
+// Tags lists the tags of repo; none (and no error) when nothing was ever pushed to it (the
+// registry answers 404 NAME_UNKNOWN).
 func (r *Registry) Tags(ctx context.Context, repo string) ([]string, error) {
 	resp, err := r.do(ctx, http.MethodGet, "/v2/"+repo+"/tags/list", "")
 	if err != nil {
+		if strings.Contains(err.Error(), "404 Not Found") && strings.Contains(err.Error(), `"NAME_UNKNOWN"`) {
+			return nil, nil // nothing was ever pushed to repo
+		}
 		return nil, err
 	}
 	defer resp.Body.Close()

@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -73,6 +74,12 @@ type Scenario struct {
 	// ends (as the runner sends SIGTERM to a cancelled job); else it is
 	// killed.
 	StopSignal os.Signal
+	// RunnerTemp, when set, is the runner's temp directory for
+	// RunContainer: its _github_home is the container's /github/home, and
+	// RUNNER_TEMP names it, as on a runner. Else each run gets a fresh home.
+	RunnerTemp string
+	// ContainerEnv is more environment for RunContainer (a step's env:).
+	ContainerEnv map[string]string
 
 	closers []func()
 	events  int
@@ -118,6 +125,7 @@ func newScenario(ctx context.Context, dir, project string, opts Options) (*Scena
 		}
 		dagsterOpts = append(dagsterOpts, o...)
 	}
+	dagsterOpts = append(dagsterOpts, opts.Dagster...)
 	s.Dagster = dagsteremu.New(dagsterOpts...)
 	dsrv := httptest.NewServer(s.Dagster)
 	s.DagsterURL = dsrv.URL
@@ -247,6 +255,12 @@ func (s *Scenario) Event(name string, edit func(map[string]any)) (string, error)
 	if pr, ok := ev["pull_request"].(map[string]any); ok {
 		pr["head"].(map[string]any)["sha"] = s.HeadSHA
 	}
+	if mg, ok := ev["merge_group"].(map[string]any); ok {
+		mg["head_sha"] = s.HeadSHA
+		if hc, ok := mg["head_commit"].(map[string]any); ok {
+			hc["id"] = s.HeadSHA
+		}
+	}
 	if _, ok := ev["after"]; ok {
 		ev["after"] = s.HeadSHA
 	}
@@ -274,6 +288,12 @@ type Result struct {
 	// the file as it is.
 	Dotenv    map[string]string
 	DotenvRaw string
+	// Elapsed is the wall-clock time of the run, and MaxRSSKiB the peak
+	// resident set size of the binary in KiB (getrusage's ru_maxrss, as
+	// /usr/bin/time -v reports it), for Run's runs of the binary; zero for
+	// a run in a container.
+	Elapsed   time.Duration
+	MaxRSSKiB int64
 }
 
 // files are a run's file-command files on the host.
@@ -380,8 +400,14 @@ func (s *Scenario) Run(ctx context.Context, binary, eventName, eventPath string,
 	)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
 	err = cmd.Run()
-	res := &Result{Stdout: stdout.String(), Stderr: stderr.String()}
+	res := &Result{Stdout: stdout.String(), Stderr: stderr.String(), Elapsed: time.Since(start)}
+	if cmd.ProcessState != nil {
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			res.MaxRSSKiB = int64(ru.Maxrss) // KiB on Linux
+		}
+	}
 	var ee *exec.ExitError
 	switch {
 	case errors.As(err, &ee):
@@ -408,6 +434,9 @@ func (s *Scenario) RunContainer(ctx context.Context, docker *client.Client, imag
 		return nil, err
 	}
 	workflow, home := filepath.Join(s.Dir, fmt.Sprintf("workflow-%d", s.events)), filepath.Join(s.Dir, fmt.Sprintf("home-%d", s.events))
+	if s.RunnerTemp != "" {
+		home = filepath.Join(s.RunnerTemp, "_github_home")
+	}
 	for _, d := range []string{workflow, home} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
@@ -426,6 +455,12 @@ func (s *Scenario) RunContainer(ctx context.Context, docker *client.Client, imag
 		output:    "/github/file_commands/" + filepath.Base(f.output),
 		summary:   "/github/file_commands/" + filepath.Base(f.summary),
 	}, eventName, inputs), "HOME=/github/home")
+	if s.RunnerTemp != "" {
+		env = append(env, "RUNNER_TEMP="+s.RunnerTemp)
+	}
+	for k, v := range s.ContainerEnv {
+		env = append(env, k+"="+v)
+	}
 	created, err := docker.ContainerCreate(ctx, &container.Config{Image: image, Env: env, WorkingDir: "/github/workspace"},
 		&container.HostConfig{
 			NetworkMode: "host",

@@ -33,6 +33,11 @@ type Options struct {
 	// Serverless, when set, makes the organization a Dagster+ Serverless
 	// one (see Serverless).
 	Serverless *Serverless
+	// Dagster are more options of the Dagster+ emulator, applied after the
+	// scenario's own (e.g. dagsteremu.WithLoadPolls(0): locations load on
+	// the first poll, for a benchmark that measures the action, not an
+	// emulated agent).
+	Dagster []dagsteremu.Option
 }
 
 // Serverless makes the scenario's Dagster+ organization a Serverless one:
