@@ -92,14 +92,42 @@ func run(ctx context.Context, env Env, plat platform.Platform, sec *secrets.Set,
 	}
 	p := &pipeline{env: env, plat: plat, log: plat.Log(), in: in, ci: ci, sec: sec, projectDir: projectDir, workspace: workspace, yamlPath: yamlPath, warned: map[string]bool{}}
 	p.rep = &report.Report{
-		Branch:    ci.Mode != cicontext.ModeFull,
+		Branch:    ci.Mode == cicontext.ModeBranch || ci.Mode == cicontext.ModeClose,
 		CommitSHA: ci.Commit.SHA,
 		CommitURL: ci.CommitURL,
 		RunURL:    ci.RunURL,
 		Request:   ci.Request,
 		Now:       p.now,
 	}
-	if in.PRComment && ci.PullRequestNumber != 0 {
+	// What the event allows, before anything is sent anywhere.
+	v := eventPolicy(in, ci)
+	switch v.policy {
+	case PolicySkip:
+		p.rep.Skipped = sec.Redact(v.reason)
+		p.log.Notice(p.rep.Skipped + ".")
+		p.finish(ctx) // outputs and the summary; no comment
+		return nil
+	case PolicyFail:
+		err := errors.New(v.reason)
+		p.rep.Failure = sec.Redact(err.Error())
+		p.finish(ctx)
+		return err
+	case PolicyBuild:
+		p.log.Notice(sec.Redact(v.reason) + ".")
+		p.in.Push, p.policyBuild = false, true
+	}
+	if err := p.in.CheckRegistryPair(); err != nil {
+		if !p.policyBuild {
+			return err
+		}
+		// A password from a secret such a run does not get.
+		p.logf("registry_username and registry_password are not both set (this run gets no secrets): building without them.")
+		p.in.RegistryUsername, p.in.RegistryPassword = "", ""
+	}
+	if p.in.DryRun {
+		p.logf("dry_run is true: everything is checked and the images are built, but nothing is pushed, deployed or commented.")
+	}
+	if in.PRComment && ci.PullRequestNumber != 0 && !p.policyBuild && !p.in.DryRun {
 		var why string
 		key := filepath.ToSlash(relative(p.workspaceOr("."), p.yamlPath))
 		if p.review, why = plat.Review(ctx, ci, key); p.review == nil {
@@ -171,6 +199,11 @@ type pipeline struct {
 	// superseded says why a newer run owns the branch deployment and the
 	// comment; this run then writes neither.
 	superseded string
+	// policyBuild says the event policy made this run build only (a fork's
+	// or Dependabot's pull request, a merge queue).
+	policyBuild bool
+	// ssh are the ssh entries as the builder takes them (see containerSSH).
+	ssh []string
 }
 
 // logf prints a line to the job log. Its values come from the
@@ -199,6 +232,9 @@ func (p *pipeline) run(ctx context.Context) error {
 	p.client = dagster.New(base, p.in.APIToken, opts...)
 
 	cfg, err := config.Load(p.yamlPath)
+	if p.ci.Mode == cicontext.ModeClose && p.in.DryRun {
+		return p.planClose(ctx)
+	}
 	if p.ci.Mode == cicontext.ModeClose {
 		// Closing needs no config; when it reads, the rows name the locations.
 		if err == nil {
@@ -225,9 +261,16 @@ func (p *pipeline) run(ctx context.Context) error {
 		return err
 	}
 	if buildOnly {
+		if p.in.DryRun {
+			p.rep.DryRun = &report.DryRun{}
+		}
 		_, err := p.buildAll(ctx, locs)
 		if err == nil {
-			p.logf("push is false: the images were built, not pushed, and nothing was deployed.")
+			why := "push is false"
+			if p.policyBuild {
+				why = "This run only builds"
+			}
+			p.logf("%s: the images were built, not pushed, and nothing was deployed.", why)
 		}
 		return err
 	}
@@ -238,18 +281,33 @@ func (p *pipeline) run(ctx context.Context) error {
 	if err := p.detectAgent(ctx, locs); err != nil {
 		return err
 	}
+	if p.in.DryRun {
+		return p.dryRun(ctx, locs)
+	}
 	return p.deploy(ctx, locs)
 }
 
+// pushes says whether builds push their images: not with push: false, a
+// build-only event, or a dry run.
+func (p *pipeline) pushes() bool { return p.in.Push && !p.in.DryRun }
+
 func (p *pipeline) close(ctx context.Context) error {
-	p.logf("%s was %s: marking its branch deployment %s.", upperFirst(p.ci.RequestRef()), strings.ToLower(p.ci.PullRequestStatus), p.ci.PullRequestStatus)
+	what := "marking its branch deployment " + p.ci.PullRequestStatus
+	if p.in.DeleteOnClose {
+		what = "deleting its branch deployment (delete_on_close)"
+	}
+	p.logf("%s was %s: %s.", upperFirst(p.ci.RequestRef()), strings.ToLower(p.ci.PullRequestStatus), what)
 	p.rep.PullRequestStatus = p.ci.PullRequestStatus
-	if why, err := p.outdated(ctx); err != nil || why != "" {
-		if err != nil {
-			return err
-		}
+	why, st, err := p.outdated(ctx)
+	if err != nil {
+		return err
+	}
+	if why != "" {
 		p.superseded = why
 		return p.supersede()
+	}
+	if p.in.DeleteOnClose {
+		return p.deleteBranch(ctx, st)
 	}
 	// baseDeploymentName is null, as upstream's close sends it (the prerun
 	// step's `dagster-cloud ci branch-deployment`, GitLab's
@@ -261,6 +319,26 @@ func (p *pipeline) close(ctx context.Context) error {
 	}
 	p.setDeployment(dep.Name)
 	p.logf("Branch deployment %s marked %s.", dep.Name, p.ci.PullRequestStatus)
+	return nil
+}
+
+// deleteBranch deletes the closed request's branch deployment
+// (delete_on_close), after Dagster+ confirms that the deployment of that
+// name is a branch deployment; the report then says deleted.
+func (p *pipeline) deleteBranch(ctx context.Context, st dagster.BranchState) error {
+	if !st.Exists {
+		p.rep.Deleted = true
+		p.rep.Locations = nil
+		p.logf("%s has no branch deployment in Dagster+: nothing to delete.", upperFirst(p.ci.RequestRef()))
+		return nil
+	}
+	if _, err := p.client.DeleteBranchDeployment(ctx, st.Name, st.Name); err != nil {
+		return fmt.Errorf("deleting branch deployment %s (delete_on_close): %w", st.Name, err)
+	}
+	p.rep.Deleted = true
+	p.rep.Deployment, p.rep.DeploymentURL = st.Name, "" // gone: nothing to link to
+	p.rep.SetAll(report.Deleted)
+	p.logf("Branch deployment %s deleted.", st.Name)
 	return nil
 }
 
@@ -348,11 +426,18 @@ func (p *pipeline) deploy(ctx context.Context, locs []config.Location) error {
 // force-push may legitimately go back to an older commit). When this run is
 // out of date, it returns why, and nothing may be written. It has no side
 // effects, so that it can run while the images build.
-func (p *pipeline) outdated(ctx context.Context) (string, error) {
+//
+// It also returns what Dagster+ has of the branch deployment.
+func (p *pipeline) outdated(ctx context.Context) (string, dagster.BranchState, error) {
 	st, err := p.client.BranchDeploymentState(ctx, p.ci.RepoName, p.ci.Branch)
 	if err != nil {
-		return "", fmt.Errorf("reading the branch deployment before updating it: %w", err)
+		return "", st, fmt.Errorf("reading the branch deployment before updating it: %w", err)
 	}
+	why, err := p.outdatedBy(ctx, st)
+	return why, st, err
+}
+
+func (p *pipeline) outdatedBy(ctx context.Context, st dagster.BranchState) (string, error) {
 	if !st.Exists {
 		return "", nil
 	}
@@ -418,7 +503,7 @@ type branchResult struct {
 // unless a newer run has (outdated). It runs while the images build, so it
 // touches neither the report nor the comment.
 func (p *pipeline) upsertBranch(ctx context.Context) branchResult {
-	why, err := p.outdated(ctx)
+	why, _, err := p.outdated(ctx)
 	if err != nil || why != "" {
 		return branchResult{outdated: why, err: err}
 	}

@@ -53,7 +53,7 @@ func (p *pipeline) remoteDocker(ctx context.Context, log io.Writer) (Docker, err
 	if err != nil {
 		return nil, err
 	}
-	if !p.in.Push {
+	if !p.pushes() {
 		r = r.WithoutPush()
 	}
 	return remote{r}, nil
@@ -170,6 +170,9 @@ func (p *pipeline) execute(ctx context.Context, pl *plan) error {
 		return err
 	}
 	auths, err := p.login(ctx, docker, pl.jobs)
+	if err == nil && p.in.DryRun && p.in.Push {
+		err = p.checkRegistries(ctx, pl.jobs, auths)
+	}
 	if err != nil {
 		p.failJobs(pl.jobs)
 		return err
@@ -268,7 +271,7 @@ func (p *pipeline) record(r *buildResult) {
 		switch {
 		case r.err != nil:
 			p.rep.Set(j.loc.Name, report.Failed, p.sec.Redact(r.err.Error()))
-		case p.in.Push:
+		case p.pushes():
 			p.logf("Pushed %s@%s", j.ref, r.digest)
 			row := p.rep.Location(j.loc.Name)
 			row.Digest, row.ReusedFrom = r.digest, r.reusedFrom
@@ -300,7 +303,7 @@ func (p *pipeline) runBuild(ctx context.Context, docker Docker, b *job, auth reg
 	}
 	spec := b.spec
 	var reuseRef string
-	if p.in.Reuse && p.in.Push {
+	if p.in.Reuse && p.pushes() {
 		pr.set(b, "looking for an image of the same inputs")
 		fresh()
 		var reused bool
@@ -315,7 +318,7 @@ func (p *pipeline) runBuild(ctx context.Context, docker Docker, b *job, auth reg
 	}
 	pr.set(b, "building")
 	// The builder's errors name the reference and the context already.
-	if _, r.err = d.Build(ctx, spec); r.err != nil || !p.in.Push {
+	if _, r.err = d.Build(ctx, spec); r.err != nil || !p.pushes() {
 		return r
 	}
 	pr.set(b, "pushing")
@@ -491,14 +494,26 @@ func (p *pipeline) failJobs(jobs []*job) {
 	}
 }
 
-// containerSSH maps the paths of ssh entries ("id=path,path") to where
-// the action sees them.
-func (p *pipeline) containerSSH(entries []string) []string {
+// containerSSH maps the ssh entries ("id=path,path", "default", "<id>") to
+// what the builder takes where the action runs: paths are mapped to where
+// the action sees them, and an entry without paths (the job's ssh-agent)
+// gets the agent's socket as the platform maps it. An agent the action
+// cannot reach (a socket outside what a Docker action sees) is an error
+// that says what works.
+func (p *pipeline) containerSSH(entries []string) ([]string, error) {
 	var out []string
 	for _, e := range entries {
 		id, paths, ok := strings.Cut(e, "=")
-		if !ok {
-			out = append(out, e)
+		if !ok || strings.TrimSpace(paths) == "" {
+			sock, err := p.plat.AgentSocket()
+			if err != nil {
+				return nil, &InputError{"ssh", fmt.Sprintf("%q uses the job's ssh-agent, but %v", e, err)}
+			}
+			if sock == "" {
+				out = append(out, e) // the builder says that SSH_AUTH_SOCK is not set
+				continue
+			}
+			out = append(out, strings.TrimSpace(id)+"="+sock)
 			continue
 		}
 		ps := strings.Split(paths, ",")
@@ -507,5 +522,5 @@ func (p *pipeline) containerSSH(entries []string) []string {
 		}
 		out = append(out, id+"="+strings.Join(ps, ","))
 	}
-	return out
+	return out, nil
 }

@@ -207,3 +207,70 @@ func TestGitLabJobTokenOnly(t *testing.T) {
 		t.Errorf("notes = %+v", notes)
 	}
 }
+
+// TestGitLabEventPolicy: a merge request from a fork (its source project
+// is not the merge request's) is skipped by default, with nothing sent
+// anywhere; a draft (CI_MERGE_REQUEST_DRAFT) is skipped with
+// draft_pull_requests: skip; the stop job deletes the branch deployment
+// with delete_on_close.
+func TestGitLabEventPolicy(t *testing.T) {
+	t.Parallel()
+	t.Run("fork", func(t *testing.T) {
+		t.Parallel()
+		vars := mrPipeline()
+		vars["CI_MERGE_REQUEST_PROJECT_ID"], vars["CI_MERGE_REQUEST_SOURCE_PROJECT_ID"] = "42", "77"
+		vars["CI_MERGE_REQUEST_SOURCE_PROJECT_PATH"] = "someone/platform"
+		vars["INPUT_DAGSTER_CLOUD_API_TOKEN"] = ""
+		h := newGLHarness(t, vars)
+		if err := h.run(context.Background(), gitlab.Options{Dotenv: h.dotenv}); err != nil {
+			t.Fatalf("%v\n%s", err, h.out.String())
+		}
+		if !strings.Contains(h.out.String(), "Merge request !7 comes from a fork (someone/platform), whose pipelines do not get the project's CI/CD variables: nothing is built, pushed or deployed") {
+			t.Errorf("log:\n%s", h.out.String())
+		}
+		if !strings.Contains(readFile(t, h.dotenv), "DAGSTER_STATUS=skipped\n") {
+			t.Errorf("dotenv:\n%s", readFile(t, h.dotenv))
+		}
+		if len(h.dagster.Requests()) != 0 || len(h.docker.specs) != 0 || len(h.gitlab.Notes(h.project, 7)) != 0 {
+			t.Errorf("Dagster+ %d, builds %d, notes %d", len(h.dagster.Requests()), len(h.docker.specs), len(h.gitlab.Notes(h.project, 7)))
+		}
+	})
+	t.Run("draft", func(t *testing.T) {
+		t.Parallel()
+		vars := mrPipeline()
+		vars["CI_MERGE_REQUEST_DRAFT"] = "true"
+		vars["INPUT_DRAFT_PULL_REQUESTS"] = "skip"
+		h := newGLHarness(t, vars)
+		if err := h.run(context.Background(), gitlab.Options{Dotenv: h.dotenv}); err != nil {
+			t.Fatalf("%v\n%s", err, h.out.String())
+		}
+		if !strings.Contains(h.out.String(), "Merge request !7 is a draft and draft_pull_requests is skip: nothing is built or deployed; the first pipeline after it is marked ready deploys it") ||
+			!strings.Contains(readFile(t, h.dotenv), "DAGSTER_STATUS=skipped\n") || len(h.dagster.Requests()) != 0 {
+			t.Errorf("log:\n%s\ndotenv:\n%s", h.out.String(), readFile(t, h.dotenv))
+		}
+	})
+	t.Run("delete on close", func(t *testing.T) {
+		t.Parallel()
+		h := newGLHarness(t, mrPipeline())
+		if err := h.run(context.Background(), gitlab.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		h.gitlab.SetMergeRequest(h.project, gitlabemu.MergeRequest{IID: 7, State: gitlabemu.StateMerged, SourceBranch: "feature/x", SHA: glSHA, HeadPipelineID: 1000})
+		delete(h.env, "CI_PIPELINE_SOURCE")
+		h.env["CI_JOB_ID"], h.env["INPUT_DELETE_ON_CLOSE"] = "5002", "true"
+		if err := h.run(context.Background(), gitlab.Options{Close: true, Dotenv: h.dotenv}); err != nil {
+			t.Fatalf("%v\n%s", err, h.out.String())
+		}
+		for _, d := range h.dagster.Deployments() {
+			if d.Type == "BRANCH" {
+				t.Errorf("branch deployment left: %+v", d)
+			}
+		}
+		if notes := h.gitlab.Notes(h.project, 7); len(notes) != 1 || !strings.Contains(notes[0].Body, "The merge request was merged at commit") || !strings.Contains(notes[0].Body, "was **deleted**") {
+			t.Errorf("notes %+v", notes)
+		}
+		if !strings.Contains(readFile(t, h.dotenv), "DAGSTER_STATUS=deleted\n") {
+			t.Errorf("dotenv:\n%s", readFile(t, h.dotenv))
+		}
+	})
+}

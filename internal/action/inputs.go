@@ -57,6 +57,21 @@ type Inputs struct {
 	// BuilderCerts a directory with ca.pem, cert.pem and key.pem for it.
 	Builder, BuilderCerts string
 
+	// The event policy (events.go): what runs that cannot or should not
+	// deploy do. ForkPullRequests and DependabotPullRequests are
+	// PolicySkip, PolicyFail or PolicyBuild; MergeGroup PolicyBuild or
+	// PolicySkip; DraftPullRequests PolicyDeploy or PolicySkip.
+	ForkPullRequests       string
+	DependabotPullRequests string
+	MergeGroup             string
+	DraftPullRequests      string
+	// DeleteOnClose deletes the branch deployment when its request closes,
+	// instead of marking it CLOSED or MERGED.
+	DeleteOnClose bool
+	// DryRun resolves and checks everything, builds without pushing, and
+	// changes nothing: no push, no deployment, no comment.
+	DryRun bool
+
 	// Registry login.
 	AWSRoleARN                  string
 	GCPCredentialsJSON          string
@@ -164,10 +179,38 @@ func ReadInputs(input, getenv func(string) string) (Inputs, error) {
 	if in.ImageTag != "" && !validTag(in.ImageTag) {
 		return in, &InputError{"image_tag", fmt.Sprintf("%q is not a valid Docker tag (letters, digits, _, . and -, at most 128 characters, not starting with . or -)", in.ImageTag)}
 	}
-	if (in.RegistryUsername == "") != (in.RegistryPassword == "") {
-		return in, &InputError{"registry_username", "registry_username and registry_password go together: set both, or neither to use the Docker config's credentials (pull requests from forks get no secrets, so a password from a secret is empty there)"}
+	for _, c := range []struct {
+		name, def string
+		to        *string
+		values    []string
+	}{
+		{"fork_pull_requests", PolicySkip, &in.ForkPullRequests, []string{PolicySkip, PolicyFail, PolicyBuild}},
+		{"dependabot_pull_requests", PolicySkip, &in.DependabotPullRequests, []string{PolicySkip, PolicyFail, PolicyBuild}},
+		{"merge_group", PolicyBuild, &in.MergeGroup, []string{PolicyBuild, PolicySkip}},
+		{"draft_pull_requests", PolicyDeploy, &in.DraftPullRequests, []string{PolicyDeploy, PolicySkip}},
+	} {
+		if *c.to, err = parseChoice(c.name, get(c.name, "", c.def), c.values); err != nil {
+			return in, err
+		}
+	}
+	if in.DeleteOnClose, err = parseBool("delete_on_close", get("delete_on_close", "", "false")); err != nil {
+		return in, err
+	}
+	if in.DryRun, err = parseBool("dry_run", get("dry_run", "", "false")); err != nil {
+		return in, err
 	}
 	return in, nil
+}
+
+// CheckRegistryPair reports registry_username without registry_password
+// or the reverse. It is separate from ReadInputs so that a run that is
+// skipped (a fork's pull request, whose secrets are empty) is not failed by
+// a password from a secret it does not get.
+func (in Inputs) CheckRegistryPair() error {
+	if (in.RegistryUsername == "") != (in.RegistryPassword == "") {
+		return &InputError{"registry_username", "registry_username and registry_password go together: set both, or neither to use the Docker config's credentials (pull requests from forks get no secrets, so a password from a secret is empty there)"}
+	}
+	return nil
 }
 
 // Paths resolves project_dir against the workspace and
@@ -252,6 +295,16 @@ func parseCount(name, v string) (int, error) {
 // runner's CPUs, at least 2 (pushes wait on the network, not the CPU) and at
 // most 8.
 func DefaultMaxParallel() int { return min(max(runtime.NumCPU(), 2), 8) }
+
+// parseChoice reads one of values, ignoring case.
+func parseChoice(name, v string, values []string) (string, error) {
+	for _, c := range values {
+		if strings.EqualFold(v, c) {
+			return c, nil
+		}
+	}
+	return "", &InputError{name, fmt.Sprintf("%q is not one of %s", v, strings.Join(values, ", "))}
+}
 
 func parseBool(name, v string) (bool, error) {
 	b, err := strconv.ParseBool(strings.ToLower(v))

@@ -29,7 +29,8 @@ func TestReadInputs(t *testing.T) {
 			check: func(t *testing.T, in Inputs) {
 				want := Inputs{Deployment: "prod", ProjectDir: ".", YAMLPath: "dagster_cloud.yaml", PRComment: true,
 					LocationLoadTimeout: 3600 * time.Second, AgentHeartbeatTimeout: 120 * time.Second, HeartbeatDefault: true,
-					PythonVersion: "3.11", Dockerfile: "Dockerfile", Platform: "linux/amd64", Cache: true, Push: true, MaxParallel: DefaultMaxParallel(), Reuse: true}
+					PythonVersion: "3.11", Dockerfile: "Dockerfile", Platform: "linux/amd64", Cache: true, Push: true, MaxParallel: DefaultMaxParallel(), Reuse: true,
+					ForkPullRequests: "skip", DependabotPullRequests: "skip", MergeGroup: "build", DraftPullRequests: "deploy"}
 				if !reflect.DeepEqual(in, want) {
 					t.Errorf("got %+v", in)
 				}
@@ -67,7 +68,35 @@ func TestReadInputs(t *testing.T) {
 		{name: "bad bool", inputs: map[string]string{"pr_comment": "yes please"}, wantErr: "input pr_comment"},
 		{name: "bad timeout", inputs: map[string]string{"location_load_timeout": "-3"}, wantErr: "input location_load_timeout"},
 		{name: "bad tag", inputs: map[string]string{"image_tag": "feature/x"}, wantErr: "input image_tag"},
-		{name: "half credentials", inputs: map[string]string{"registry_username": "me"}, wantErr: "registry_password"},
+		{
+			// Checked later (CheckRegistryPair), after the event policy: a
+			// fork's run gets no registry_password from a secret.
+			name:   "half credentials",
+			inputs: map[string]string{"registry_username": "me"},
+			check: func(t *testing.T, in Inputs) {
+				var ie *InputError
+				if err := in.CheckRegistryPair(); !errors.As(err, &ie) || !strings.Contains(err.Error(), "registry_password") {
+					t.Errorf("CheckRegistryPair() = %v", err)
+				}
+			},
+		},
+		{
+			name: "event policies",
+			inputs: map[string]string{"fork_pull_requests": "Build", "dependabot_pull_requests": "fail", "merge_group": "skip",
+				"draft_pull_requests": "SKIP", "delete_on_close": "true", "dry_run": "True"},
+			check: func(t *testing.T, in Inputs) {
+				if in.ForkPullRequests != "build" || in.DependabotPullRequests != "fail" || in.MergeGroup != "skip" || in.DraftPullRequests != "skip" || !in.DeleteOnClose || !in.DryRun {
+					t.Errorf("got %+v", in)
+				}
+				if err := in.CheckRegistryPair(); err != nil {
+					t.Error(err)
+				}
+			},
+		},
+		{name: "bad fork policy", inputs: map[string]string{"fork_pull_requests": "deploy"}, wantErr: `input fork_pull_requests: "deploy" is not one of skip, fail, build`},
+		{name: "bad merge_group", inputs: map[string]string{"merge_group": "fail"}, wantErr: `input merge_group: "fail" is not one of build, skip`},
+		{name: "bad draft policy", inputs: map[string]string{"draft_pull_requests": "build"}, wantErr: "input draft_pull_requests"},
+		{name: "bad dry_run", inputs: map[string]string{"dry_run": "maybe"}, wantErr: "input dry_run"},
 		{
 			name: "build inputs",
 			inputs: map[string]string{"build_args": "PYTHON=3.12\n\n# comment\nEXTRA=a=b", "labels": "team=data", "build_secrets": "pip_token=s3cr3t-value",

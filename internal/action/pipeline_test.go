@@ -128,6 +128,9 @@ type fakeRegistry struct {
 	mu     sync.Mutex
 	images map[string]imagebuild.RemoteInfo
 	tagged []string
+	// looked are the references looked up; lookupErr fails every lookup.
+	looked    []string
+	lookupErr error
 }
 
 func (r *fakeRegistry) put(ref string, info imagebuild.RemoteInfo) {
@@ -143,6 +146,10 @@ func (r *fakeRegistry) DistributionInspect(_ context.Context, ref, _ string) (re
 func (r *fakeRegistry) RemoteImage(_ context.Context, ref string, _ registry.AuthConfig) (imagebuild.RemoteInfo, bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.looked = append(r.looked, ref)
+	if r.lookupErr != nil {
+		return imagebuild.RemoteInfo{}, false, r.lookupErr
+	}
 	info, ok := r.images[ref]
 	return info, ok, nil
 }

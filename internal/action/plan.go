@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/cicontext"
@@ -57,6 +59,12 @@ func (p *pipeline) plan(locs []config.Location) (*plan, error) {
 			return nil, err
 		}
 	}
+	if slices.ContainsFunc(locs, func(l config.Location) bool { return l.NeedsBuild }) {
+		if p.ssh, err = p.containerSSH(p.in.SSH); err != nil {
+			return nil, err
+		}
+	}
+	checked := map[string]bool{} // build contexts checked for git credentials
 	perRegistry := map[string]int{}
 	for _, l := range locs {
 		if l.NeedsBuild {
@@ -82,6 +90,10 @@ func (p *pipeline) plan(locs []config.Location) (*plan, error) {
 		if err != nil {
 			return nil, err
 		}
+		if !checked[bp.ContextDir] {
+			checked[bp.ContextDir] = true
+			p.warnGitCredential(l, bp.ContextDir)
+		}
 		pl.images[l.Name] = ref
 		spec := p.spec(l, bp, ref, shared)
 		if strings.Contains(spec.Platform, ",") && p.in.Builder == "" {
@@ -90,6 +102,31 @@ func (p *pipeline) plan(locs []config.Location) (*plan, error) {
 		pl.jobs = append(pl.jobs, &job{loc: l, ref: ref, host: registryauth.Host(l.Build.Registry), spec: spec, cache: spec.Tags[1:]})
 	}
 	return pl, nil
+}
+
+// warnGitCredential warns, once per build context and at the line that
+// sets it, when the context would send a .git/config that holds a
+// credential (actions/checkout's Authorization header with
+// persist-credentials: true): `COPY . .` would bake it into an image that is
+// pushed. The warning names the configuration key, never its value.
+func (p *pipeline) warnGitCredential(l config.Location, dir string) {
+	key, err := imagebuild.GitCredential(dir)
+	if err != nil {
+		p.logf("Could not check %s for git credentials: %v", filepath.Join(dir, ".git", "config"), err)
+		return
+	}
+	if key == "" {
+		return
+	}
+	line := l.Build.DirectoryLine
+	if line == 0 {
+		line = l.Line
+	}
+	ctxDir := filepath.ToSlash(relative(p.workspaceOr("."), dir))
+	p.warnAt([]*config.Error{{File: p.cfg.Path, Line: line, Msg: fmt.Sprintf(
+		"The build context %s of location %s holds .git/config with a credential (%s), and no .dockerignore excludes it: "+
+			"an image that copies the context would contain it. Check out with `persist-credentials: false` (actions/checkout), "+
+			"or add `.git` to %s/.dockerignore.", ctxDir, l.Name, key, ctxDir)}})
 }
 
 // branchSlug is a branch name as a tag part: tag characters only, and
@@ -137,7 +174,7 @@ func (p *pipeline) spec(l config.Location, paths config.BuildPaths, ref string, 
 		Target:     orDefault(b.Target, p.in.Target),
 		Platform:   orDefault(b.Platform, p.in.Platform),
 		Secrets:    secrets,
-		SSH:        p.containerSSH(p.in.SSH),
+		SSH:        p.ssh,
 	}
 	if _, ok := p.serverlessRef(l); ok {
 		// Dagster+ Serverless runs linux/amd64 images.
@@ -168,7 +205,7 @@ func (p *pipeline) spec(l config.Location, paths config.BuildPaths, ref string, 
 		}
 		spec.CacheFrom = append(spec.CacheFrom, mainCache)
 		spec.InlineCache = true
-		if p.in.Push {
+		if p.pushes() {
 			spec.Tags = append(spec.Tags, own)
 		}
 	}

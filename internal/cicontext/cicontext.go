@@ -26,6 +26,9 @@ const (
 	// ModeFull builds the locations and deploys them to a full deployment
 	// (the input `deployment`, prod by default).
 	ModeFull Mode = "full"
+	// ModeMergeQueue checks a merge queue's candidate commit (GitHub's
+	// merge_group): the locations are built, never pushed or deployed.
+	ModeMergeQueue Mode = "merge-queue"
 )
 
 // Pull request statuses, as the PullRequestStatus enum of the Dagster+ API.
@@ -82,6 +85,22 @@ type Context struct {
 	PullRequestNumber int // 0 outside pull requests; a merge request's IID
 	PullRequestURL    string
 	PullRequestStatus string // OPEN, CLOSED or MERGED (pull requests only)
+
+	// What the event says of the request's origin, for the pipeline's
+	// event policy (inputs fork_pull_requests, dependabot_pull_requests,
+	// draft_pull_requests).
+	//
+	// HeadRepo is the repository (or GitLab project) the request's head
+	// branch is in: "" when the platform does not say, or its fork was
+	// deleted. Fork says it is not RepoName: such runs get no secrets and
+	// a read-only token on GitHub.
+	HeadRepo string
+	Fork     bool
+	// Dependabot says Dependabot opened the request or triggered the run:
+	// GitHub gives such runs no secrets and a read-only token.
+	Dependabot bool
+	// Draft says the request is a draft.
+	Draft bool
 
 	Commit Commit
 

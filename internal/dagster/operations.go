@@ -23,6 +23,16 @@ const (
 	opDeploymentByName               = "CliDeploymentByName"
 )
 
+// Names of the operations that change Dagster+, for a dry run's plan.
+const (
+	OperationCreateOrUpdateBranchDeployment = opCreateOrUpdateBranchDeployment
+	OperationDeployLocations                = opDeployLocations
+	OperationDeleteDeployment               = opDeleteDeployment
+	// OperationDeploymentByNameQuery is what DeleteBranchDeployment asks
+	// first, to check that the deployment is a branch deployment.
+	OperationDeploymentByNameQuery = opDeploymentByNameQuery
+)
+
 //go:embed operations/*.graphql
 var operationFiles embed.FS
 

@@ -151,6 +151,38 @@ func (p *Actions) ContainerPath(path string) string {
 	return path
 }
 
+// inContainer says the action runs as GitHub runs a Docker action: HOME is
+// the runner's temp home, mounted at /github/home.
+func (p *Actions) inContainer() bool { return p.getenv("HOME") == "/github/home" }
+
+// AgentSocket is SSH_AUTH_SOCK as the action sees it. A Docker action sees
+// only the workspace (/github/workspace) and the runner's
+// RUNNER_TEMP/_github_home (/github/home, its HOME) of the runner's files:
+// an agent socket there is mapped like any path (ContainerPath); one
+// elsewhere (ssh-agent's default under /tmp, where webfactory/ssh-agent
+// puts it unless told otherwise) cannot be reached, and is refused with
+// what works.
+func (p *Actions) AgentSocket() (string, error) {
+	sock := strings.TrimSpace(p.getenv("SSH_AUTH_SOCK"))
+	if sock == "" || !p.inContainer() {
+		return sock, nil
+	}
+	if mapped := p.ContainerPath(sock); mapped != sock {
+		return mapped, nil
+	}
+	for _, dir := range []string{"/github/home", "/github/workspace"} {
+		if sock == dir || strings.HasPrefix(sock, dir+"/") {
+			return sock, nil
+		}
+	}
+	if ws := p.getenv("GITHUB_WORKSPACE"); ws != "" && strings.HasPrefix(sock, strings.TrimSuffix(ws, "/")+"/") {
+		return sock, nil
+	}
+	return "", fmt.Errorf("SSH_AUTH_SOCK is %s, a path on the runner that this Docker action cannot see: it sees only the workspace and ${{ runner.temp }}/_github_home (as /github/home). "+
+		"Start the agent with its socket there, e.g. webfactory/ssh-agent with `ssh-auth-sock: ${{ runner.temp }}/_github_home/agent.sock`, "+
+		"or `ssh-agent -a ${{ runner.temp }}/_github_home/agent.sock` and `ssh-add` and SSH_AUTH_SOCK set to that path; `ssh: default` then finds it", sock)
+}
+
 // actionsLog is the job log with workflow commands.
 type actionsLog Actions
 

@@ -14,7 +14,11 @@ import (
 )
 
 // Supported lists, for error messages, the events the action handles.
-const Supported = "pull_request (opened, synchronize, reopened, ready_for_review, closed), push to the default branch, and workflow_dispatch"
+const Supported = "pull_request (opened, synchronize, reopened, ready_for_review, converted_to_draft, closed), push to the default branch, workflow_dispatch, and merge_group"
+
+// Dependabot is the login of GitHub's Dependabot, as the author of its pull
+// requests and the GITHUB_ACTOR of the runs it triggers.
+const Dependabot = "dependabot[bot]"
 
 // ReadContext reads the GitHub Actions run: the event payload and the
 // GITHUB_* variables. getenv is os.Getenv in production; workspace is the
@@ -64,6 +68,8 @@ func ReadContext(getenv func(string) string, workspace string, gitLog cicontext.
 		err = r.pullRequest()
 	case "push":
 		err = r.push()
+	case "merge_group":
+		err = r.mergeGroup()
 	case "workflow_dispatch":
 		c.Mode = cicontext.ModeFull
 		c.Branch = orDefault(strings.TrimPrefix(ev.Ref, "refs/heads/"), getenv("GITHUB_REF_NAME"))
@@ -87,8 +93,12 @@ func ReadContext(getenv func(string) string, workspace string, gitLog cicontext.
 	}
 	// The commit's own metadata comes from the checkout when it has the
 	// commit (or from the API, as gitLog decides), else the payload's
-	// values stay.
-	c.Merge(gitLog, workspace, r.authorAvatar)
+	// values stay. A run that can deploy nothing (a fork's or Dependabot's
+	// pull request, a merge queue, a conversion to a draft) needs none of
+	// it, and asks nothing: such a run, when skipped, calls no API at all.
+	if c.Mode != cicontext.ModeMergeQueue && !c.Fork && !c.Dependabot && c.Action != "converted_to_draft" {
+		c.Merge(gitLog, workspace, r.authorAvatar)
+	}
 
 	server := strings.TrimSuffix(orDefault(getenv("GITHUB_SERVER_URL"), "https://github.com"), "/")
 	c.RepoURL = server + "/" + c.RepoName
@@ -165,7 +175,9 @@ func (r *reader) pullRequest() error {
 	}
 	c.Action = ev.Action
 	switch ev.Action {
-	case "opened", "synchronize", "reopened", "ready_for_review":
+	// converted_to_draft changes no code: the pipeline leaves the branch
+	// deployment as it is (see draft_pull_requests).
+	case "opened", "synchronize", "reopened", "ready_for_review", "converted_to_draft":
 		c.Mode, c.PullRequestStatus = cicontext.ModeBranch, cicontext.StatusOpen
 	case "closed":
 		c.Mode, c.PullRequestStatus = cicontext.ModeClose, cicontext.StatusClosed
@@ -173,8 +185,30 @@ func (r *reader) pullRequest() error {
 			c.PullRequestStatus = cicontext.StatusMerged
 		}
 	default:
-		return fmt.Errorf("pull_request action %q is not handled; list only `types: [opened, synchronize, reopened, closed]` under `on.pull_request` in the workflow", ev.Action)
+		return fmt.Errorf("pull_request action %q is not handled; list only `types: [opened, synchronize, reopened, ready_for_review, converted_to_draft, closed]` under `on.pull_request` in the workflow", ev.Action)
 	}
+	// A fork's head branch is in another repository (or in none, when the
+	// fork was deleted: head.repo is null); Dependabot's runs are its pull
+	// requests' and those it triggers. Neither gets secrets.
+	base := c.RepoName
+	if pr.Base.Repo != nil && pr.Base.Repo.FullName != "" {
+		base = pr.Base.Repo.FullName
+	}
+	switch head := strings.TrimSpace(string(pr.Head.Repo)); head {
+	case "":
+		// No head.repo at all (GitHub always sends one): the same repository.
+	case "null":
+		c.Fork = true
+	default:
+		var repo repoName
+		if err := json.Unmarshal(pr.Head.Repo, &repo); err != nil {
+			return fmt.Errorf("the pull_request payload's head.repo: %w", err)
+		}
+		c.HeadRepo = repo.FullName
+		c.Fork = !strings.EqualFold(c.HeadRepo, base)
+	}
+	c.Dependabot = pr.User.Login == Dependabot || r.getenv("GITHUB_ACTOR") == Dependabot
+	c.Draft = pr.Draft
 	if pr.Head.Ref == "" || pr.Head.SHA == "" {
 		return errors.New("the pull_request payload has no head.ref or head.sha")
 	}
@@ -238,6 +272,31 @@ func (r *reader) push() error {
 	return nil
 }
 
+// mergeGroup reads a merge queue's merge_group event: its commit is the
+// group's head_sha (what actions/checkout checks out, also GITHUB_SHA), on
+// the queue's temporary branch gh-readonly-queue/<base>/pr-<n>-<sha>.
+func (r *reader) mergeGroup() error {
+	ev, c := r.ev, r.c
+	mg := ev.MergeGroup
+	if mg == nil {
+		return errors.New("the merge_group event payload has no merge_group object")
+	}
+	c.Mode = cicontext.ModeMergeQueue
+	c.Action = orDefault(ev.Action, "checks_requested")
+	c.Branch = strings.TrimPrefix(orDefault(mg.HeadRef, r.getenv("GITHUB_REF")), "refs/heads/")
+	sha := orDefault(mg.HeadSHA, r.getenv("GITHUB_SHA"))
+	c.Commit = cicontext.Commit{SHA: sha, AuthorName: ev.Sender.Login, From: cicontext.FromEvent}
+	if hc := mg.HeadCommit; hc != nil && (hc.ID == "" || hc.ID == sha) {
+		ts, _ := time.Parse(time.RFC3339, hc.Timestamp)
+		c.Commit.Timestamp = ts
+		c.Commit.Message = strings.TrimSpace(hc.Message)
+		c.Commit.AuthorName = orDefault(hc.Author.Name, c.Commit.AuthorName)
+		c.Commit.AuthorEmail = hc.Author.Email
+		c.Commit.AvatarURL = NoreplyAvatarURL(hc.Author.Email)
+	}
+	return nil
+}
+
 func orDefault(v, def string) string {
 	if v == "" {
 		return def
@@ -258,27 +317,45 @@ type event struct {
 		Title     string `json:"title"`
 		UpdatedAt string `json:"updated_at"`
 		Merged    bool   `json:"merged"`
+		Draft     bool   `json:"draft"`
 		User      user   `json:"user"`
 		Head      struct {
-			Ref string `json:"ref"`
-			SHA string `json:"sha"`
+			Ref  string          `json:"ref"`
+			SHA  string          `json:"sha"`
+			Repo json.RawMessage `json:"repo"` // null when the fork was deleted
 		} `json:"head"`
+		Base struct {
+			Repo *repoName `json:"repo"`
+		} `json:"base"`
 	} `json:"pull_request"`
-	HeadCommit *struct {
-		ID        string `json:"id"`
-		Message   string `json:"message"`
-		Timestamp string `json:"timestamp"`
-		Author    struct {
-			Name     string `json:"name"`
-			Email    string `json:"email"`
-			Username string `json:"username"` // the author's GitHub login, when GitHub knows the email
-		} `json:"author"`
-	} `json:"head_commit"`
+	HeadCommit *commitPayload `json:"head_commit"`
+	MergeGroup *struct {
+		HeadSHA    string         `json:"head_sha"`
+		HeadRef    string         `json:"head_ref"`
+		BaseRef    string         `json:"base_ref"`
+		HeadCommit *commitPayload `json:"head_commit"`
+	} `json:"merge_group"`
 	Repository struct {
 		FullName      string `json:"full_name"`
 		DefaultBranch string `json:"default_branch"`
 	} `json:"repository"`
 	Sender user `json:"sender"`
+}
+
+// commitPayload is a push's head_commit, or a merge group's.
+type commitPayload struct {
+	ID        string `json:"id"`
+	Message   string `json:"message"`
+	Timestamp string `json:"timestamp"`
+	Author    struct {
+		Name     string `json:"name"`
+		Email    string `json:"email"`
+		Username string `json:"username"` // the author's GitHub login, when GitHub knows the email
+	} `json:"author"`
+}
+
+type repoName struct {
+	FullName string `json:"full_name"`
 }
 
 type user struct {

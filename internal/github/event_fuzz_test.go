@@ -16,7 +16,7 @@ const (
 )
 
 // fuzzEventNames are the events FuzzFromGitHub picks from with its eventChoice argument.
-var fuzzEventNames = []string{"pull_request", "push", "workflow_dispatch"}
+var fuzzEventNames = []string{"pull_request", "push", "workflow_dispatch", "merge_group"}
 
 // fuzzSHAPattern is a full commit SHA: SHA-1 or SHA-256, in hex.
 var fuzzSHAPattern = regexp.MustCompile(`^(?:[0-9a-f]{40}|[0-9a-f]{64})$`)
@@ -49,6 +49,13 @@ var brokenEventJSON = []string{
 	"{\"action\": \"opened\xff\xfe\"}",
 	`{"action": "opened", "action": "closed"}`,
 	`{"sender": {"login": ["x"]}}`,
+	`{"action": "opened", "pull_request": {"head": {"ref": "b", "sha": "` + fuzzHeadSHA + `", "repo": null}}}`,
+	`{"action": "opened", "pull_request": {"head": {"ref": "b", "sha": "` + fuzzHeadSHA + `", "repo": "o/r"}}}`,
+	`{"action": "converted_to_draft", "pull_request": {"draft": true, "user": {"login": "dependabot[bot]"}, "head": {"ref": "b", "sha": "` + fuzzHeadSHA + `", "repo": {"full_name": "x/r"}}}}`,
+	`{"action": "checks_requested", "merge_group": {"head_sha": "` + fuzzHeadSHA + `", "head_ref": "refs/heads/gh-readonly-queue/main/pr-1-x"}}`,
+	`{"action": "destroyed", "merge_group": {"head_sha": "", "head_ref": "", "head_commit": null}}`,
+	`{"merge_group": null}`,
+	`{"merge_group": {"head_commit": {"id": "` + fuzzMergeSHA + `", "timestamp": 5}}}`,
 }
 
 // fuzzEnv is the environment the runner gives the action; the payload is at path.
@@ -117,9 +124,12 @@ func FuzzFromGitHub(f *testing.F) {
 			t.Fatal("FromGitHub returned neither a context nor an error")
 		}
 		switch c.Mode {
-		case cicontext.ModeBranch, cicontext.ModeClose, cicontext.ModeFull:
+		case cicontext.ModeBranch, cicontext.ModeClose, cicontext.ModeFull, cicontext.ModeMergeQueue:
 		default:
-			t.Errorf("cicontext.Mode = %q, want one of %q, %q, %q", c.Mode, cicontext.ModeBranch, cicontext.ModeClose, cicontext.ModeFull)
+			t.Errorf("cicontext.Mode = %q, want one of %q, %q, %q, %q", c.Mode, cicontext.ModeBranch, cicontext.ModeClose, cicontext.ModeFull, cicontext.ModeMergeQueue)
+		}
+		if (c.Mode == cicontext.ModeMergeQueue) != (event == "merge_group") {
+			t.Errorf("mode %q for event %s", c.Mode, event)
 		}
 		if c.EventName != event {
 			t.Errorf("EventName = %q, want %q", c.EventName, event)

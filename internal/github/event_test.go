@@ -1,6 +1,7 @@
 package github
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -339,5 +340,171 @@ func TestHostileIdentifiers(t *testing.T) {
 	path := editedFixture(t, "pull_request.opened.json", `"sha": "`+headSHA+`"`, `"sha": "`+sha256+`"`)
 	if c, err := ReadContext(env("pull_request", path), "", nil); err != nil || c.Commit.SHA != sha256 {
 		t.Errorf("SHA-256 commit: %v, %+v", err, c)
+	}
+}
+
+// payload writes a fixture of testdata/events with edit applied to its
+// JSON, and returns its path.
+func payload(t *testing.T, name string, edit func(ev map[string]any)) string {
+	t.Helper()
+	raw, err := os.ReadFile(fixture(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev map[string]any
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(ev)
+	}
+	out, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "event.json")
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func pullRequest(ev map[string]any) map[string]any { return ev["pull_request"].(map[string]any) }
+
+// TestPullRequestOrigin reads what the event policy needs: a fork (the
+// head repository is not the base one, or was deleted), Dependabot (the
+// pull request's author or the run's actor), a draft, and the draft
+// actions; payloads are the real fixtures, edited as GitHub sends them.
+func TestPullRequestOrigin(t *testing.T) {
+	t.Parallel()
+	fork := func(ev map[string]any) {
+		head := pullRequest(ev)["head"].(map[string]any)
+		head["label"] = "octocat:changes"
+		head["repo"].(map[string]any)["full_name"] = "octocat/Hello-World"
+		head["repo"].(map[string]any)["fork"] = true
+	}
+	tests := []struct {
+		name, file string
+		edit       func(map[string]any)
+		actor      string
+		mode       cicontext.Mode
+		action     string
+		headRepo   string
+		fork, bot  bool
+		draft      bool
+		wantErr    string
+	}{
+		{name: "same repository", file: "pull_request.opened.json", mode: cicontext.ModeBranch, action: "opened", headRepo: "Codertocat/Hello-World"},
+		{name: "same repository, other case", file: "pull_request.opened.json", mode: cicontext.ModeBranch, action: "opened", headRepo: "codertocat/hello-world",
+			edit: func(ev map[string]any) {
+				pullRequest(ev)["head"].(map[string]any)["repo"].(map[string]any)["full_name"] = "codertocat/hello-world"
+			}},
+		{name: "fork", file: "pull_request.opened.json", edit: fork, mode: cicontext.ModeBranch, action: "opened", headRepo: "octocat/Hello-World", fork: true},
+		{name: "fork closed", file: "pull_request.closed.json", edit: fork, mode: cicontext.ModeClose, action: "closed", headRepo: "octocat/Hello-World", fork: true},
+		{name: "deleted fork", file: "pull_request.synchronize.json", mode: cicontext.ModeBranch, action: "synchronize", fork: true,
+			edit: func(ev map[string]any) { pullRequest(ev)["head"].(map[string]any)["repo"] = nil }},
+		{name: "Dependabot's pull request", file: "pull_request.opened.json", mode: cicontext.ModeBranch, action: "opened", headRepo: "Codertocat/Hello-World", bot: true,
+			edit: func(ev map[string]any) {
+				pullRequest(ev)["user"].(map[string]any)["login"] = "dependabot[bot]"
+				pullRequest(ev)["head"].(map[string]any)["ref"] = "dependabot/go_modules/golang.org/x/net-0.33.0"
+			}},
+		{name: "run by Dependabot", file: "pull_request.synchronize.json", actor: "dependabot[bot]", mode: cicontext.ModeBranch, action: "synchronize", headRepo: "Codertocat/Hello-World", bot: true},
+		{name: "a look-alike login", file: "pull_request.opened.json", mode: cicontext.ModeBranch, action: "opened", headRepo: "Codertocat/Hello-World",
+			edit: func(ev map[string]any) { pullRequest(ev)["user"].(map[string]any)["login"] = "dependabot" }},
+		{name: "draft", file: "pull_request.opened.json", mode: cicontext.ModeBranch, action: "opened", headRepo: "Codertocat/Hello-World", draft: true,
+			edit: func(ev map[string]any) { pullRequest(ev)["draft"] = true }},
+		{name: "converted to draft", file: "pull_request.synchronize.json", mode: cicontext.ModeBranch, action: "converted_to_draft", headRepo: "Codertocat/Hello-World", draft: true,
+			edit: func(ev map[string]any) { ev["action"] = "converted_to_draft"; pullRequest(ev)["draft"] = true }},
+		{name: "ready for review", file: "pull_request.synchronize.json", mode: cicontext.ModeBranch, action: "ready_for_review", headRepo: "Codertocat/Hello-World",
+			edit: func(ev map[string]any) { ev["action"] = "ready_for_review"; pullRequest(ev)["draft"] = false }},
+		{name: "an unhandled action", file: "pull_request.opened.json", wantErr: "converted_to_draft, closed]",
+			edit: func(ev map[string]any) { ev["action"] = "labeled" }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := map[string]string{"GITHUB_ACTOR": tc.actor}
+			base := env("pull_request", payload(t, tc.file, tc.edit))
+			getenv := func(k string) string {
+				if v, ok := m[k]; ok {
+					return v
+				}
+				return base(k)
+			}
+			asked := false
+			c, err := ReadContext(getenv, t.TempDir(), func(string, string) (cicontext.Commit, error) {
+				asked = true
+				return cicontext.Commit{}, errors.New("no git here")
+			})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Mode != tc.mode || c.Action != tc.action || c.HeadRepo != tc.headRepo || c.Fork != tc.fork || c.Dependabot != tc.bot || c.Draft != tc.draft {
+				t.Errorf("mode %s action %s head repo %q fork %v dependabot %v draft %v", c.Mode, c.Action, c.HeadRepo, c.Fork, c.Dependabot, c.Draft)
+			}
+			if c.RepoName != "Codertocat/Hello-World" || c.Commit.SHA != headSHA || c.PullRequestNumber != 2 {
+				t.Errorf("repo %s commit %s number %d", c.RepoName, c.Commit.SHA, c.PullRequestNumber)
+			}
+			// A run that can deploy nothing asks neither git nor the API.
+			if asked == (tc.fork || tc.bot || tc.action == "converted_to_draft") {
+				t.Errorf("commit metadata asked: %v", asked)
+			}
+		})
+	}
+}
+
+// TestMergeGroup reads a merge queue's check: the group's head commit on
+// the queue's branch, never pushed or deployed.
+func TestMergeGroup(t *testing.T) {
+	t.Parallel()
+	const groupSHA = "2ffea6db159f6b6c47a24e778fb9ef40cf6b1c7d"
+	asked := false
+	gitLog := func(string, string) (cicontext.Commit, error) {
+		asked = true
+		return cicontext.Commit{}, errors.New("no")
+	}
+	c, err := ReadContext(env("merge_group", fixture("merge_group.checks_requested.json")), t.TempDir(), gitLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Mode != cicontext.ModeMergeQueue || c.Action != "checks_requested" || c.PullRequestNumber != 0 ||
+		c.Branch != "gh-readonly-queue/master/pr-2-f95f852bd8fca8fcc58a9a2d6c842781e32a215e" || c.Commit.SHA != groupSHA {
+		t.Errorf("got mode %s action %s branch %s sha %s pr %d", c.Mode, c.Action, c.Branch, c.Commit.SHA, c.PullRequestNumber)
+	}
+	if c.Commit.Message != "Update the README with new information. (#2)" || c.Commit.AuthorName != "Codertocat" ||
+		c.Commit.Timestamp.Format(time.RFC3339) != "2019-05-15T15:21:10Z" || c.Commit.AvatarURL != "https://avatars.githubusercontent.com/u/21031067?v=4" {
+		t.Errorf("commit = %+v", c.Commit)
+	}
+	if asked {
+		t.Error("a merge queue's check asked git or the API for the commit")
+	}
+	if c.CommitURL != "https://github.com/Codertocat/Hello-World/commit/"+groupSHA {
+		t.Errorf("commit url %s", c.CommitURL)
+	}
+
+	// Without head_sha, GITHUB_SHA (the runner sets it to the group's head).
+	path := payload(t, "merge_group.checks_requested.json", func(ev map[string]any) {
+		mg := ev["merge_group"].(map[string]any)
+		delete(mg, "head_sha")
+		delete(mg, "head_commit")
+		ev["action"] = "destroyed"
+	})
+	c, err = ReadContext(env("merge_group", path), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Commit.SHA != mergeSHA || c.Action != "destroyed" {
+		t.Errorf("sha %s action %s", c.Commit.SHA, c.Action)
+	}
+
+	path = payload(t, "merge_group.checks_requested.json", func(ev map[string]any) { delete(ev, "merge_group") })
+	if _, err := ReadContext(env("merge_group", path), "", nil); err == nil || !strings.Contains(err.Error(), "no merge_group object") {
+		t.Errorf("err = %v", err)
 	}
 }

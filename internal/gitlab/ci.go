@@ -250,6 +250,10 @@ func (p *CI) Registry() platform.Registry { return platform.Registry{} }
 // ContainerPath is the identity: the job's image sees the runner's paths.
 func (p *CI) ContainerPath(path string) string { return path }
 
+// AgentSocket is SSH_AUTH_SOCK: the job's script started the agent where
+// the binary runs.
+func (p *CI) AgentSocket() (string, error) { return strings.TrimSpace(p.getenv("SSH_AUTH_SOCK")), nil }
+
 func firstSet(vs ...string) string {
 	for _, v := range vs {
 		if v = strings.TrimSpace(v); v != "" {

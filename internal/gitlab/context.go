@@ -111,10 +111,23 @@ func (p *CI) mergeRequestContext(c *cicontext.Context, projectURL string) error 
 		}
 	}
 	c.PullRequestURL = mrProject + "/-/merge_requests/" + strconv.Itoa(iid)
+	p.origin(c)
+	c.Draft = g("CI_MERGE_REQUEST_DRAFT") == "true" // GitLab 17.10 and later
 	// In a merged results pipeline CI_COMMIT_SHA is the merge commit; the
 	// source branch's head is the commit.
 	c.Commit = p.envCommit(firstSet(g("CI_MERGE_REQUEST_SOURCE_BRANCH_SHA"), g("CI_COMMIT_SHA")))
 	return nil
+}
+
+// origin reads where the merge request comes from: a fork when its source
+// project is not the merge request's (whichever of the two the pipeline
+// runs in). The stop job runs in the deploy job's merge request pipeline
+// and has the same variables.
+func (p *CI) origin(c *cicontext.Context) {
+	g := p.getenv
+	c.HeadRepo = g("CI_MERGE_REQUEST_SOURCE_PROJECT_PATH")
+	src, target := g("CI_MERGE_REQUEST_SOURCE_PROJECT_ID"), g("CI_MERGE_REQUEST_PROJECT_ID")
+	c.Fork = src != "" && target != "" && src != target
 }
 
 func (p *CI) defaultBranchContext(c *cicontext.Context, source string) error {
@@ -164,6 +177,7 @@ func (p *CI) closeContext(ctx context.Context, c *cicontext.Context, projectURL 
 	}
 	c.Mode = cicontext.ModeClose
 	c.Action = strings.ToLower(c.PullRequestStatus)
+	p.origin(c)
 	c.Branch = mr.SourceBranch
 	c.PullRequestNumber = iid
 	c.PullRequestURL = projectURL + "/-/merge_requests/" + strconv.Itoa(iid)

@@ -115,6 +115,26 @@ func TestContext(t *testing.T) {
 					t.Errorf("context %+v", c)
 				}
 			}},
+		{name: "a merge request of the project's own branch", base: mrEnv,
+			set: map[string]string{"CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "42", "CI_MERGE_REQUEST_SOURCE_PROJECT_PATH": projectPath, "CI_MERGE_REQUEST_DRAFT": "false"},
+			check: func(t *testing.T, c *cicontext.Context) {
+				if c.Fork || c.Draft || c.HeadRepo != projectPath || c.Dependabot {
+					t.Errorf("fork %v draft %v head %q", c.Fork, c.Draft, c.HeadRepo)
+				}
+			}},
+		{name: "a merge request from a fork", base: mrEnv,
+			set: map[string]string{"CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "77", "CI_MERGE_REQUEST_SOURCE_PROJECT_PATH": "someone/platform"},
+			check: func(t *testing.T, c *cicontext.Context) {
+				if !c.Fork || c.HeadRepo != "someone/platform" || c.Mode != cicontext.ModeBranch {
+					t.Errorf("fork %v head %q mode %s", c.Fork, c.HeadRepo, c.Mode)
+				}
+			}},
+		{name: "a draft merge request", base: mrEnv, set: map[string]string{"CI_MERGE_REQUEST_DRAFT": "true"},
+			check: func(t *testing.T, c *cicontext.Context) {
+				if !c.Draft || c.Fork {
+					t.Errorf("draft %v fork %v", c.Draft, c.Fork)
+				}
+			}},
 		{name: "merge train pipeline", base: mrEnv, set: map[string]string{"CI_MERGE_REQUEST_EVENT_TYPE": "merge_train", "CI_COMMIT_SHA": shaM, "CI_MERGE_REQUEST_SOURCE_BRANCH_SHA": shaA},
 			check: func(t *testing.T, c *cicontext.Context) {
 				if c.Commit.SHA != shaA || c.Mode != cicontext.ModeBranch {

@@ -216,6 +216,15 @@ func reusableProblems(raw []byte, action actionMeta) []string {
 	if inputs["timeout-minutes"].Type != "number" || inputs["environment"].Type != "string" {
 		add("the reusable workflow lacks the inputs timeout-minutes (number) and environment (string)")
 	}
+	// Every input of the action is the workflow's, as an input or a
+	// secret (but github_token: the called job's own token comments).
+	for name := range action.Inputs {
+		_, isInput := inputs[name]
+		_, isSecret := secrets[name]
+		if name != "github_token" && !isInput && !isSecret {
+			add("the reusable workflow has no input or secret %s, an input of the action", name)
+		}
+	}
 	// The action's defaults, as the README says.
 	for name, in := range action.Inputs {
 		wi, ok := inputs[name]
@@ -248,6 +257,16 @@ func reusableProblems(raw []byte, action actionMeta) []string {
 			if !strings.Contains(s.with("registry_username"), "secrets.registry_username") {
 				add("job %s: registry_username is %q, without the secret", name, s.with("registry_username"))
 			}
+			// Each input or secret reaches the action under its name.
+			for in := range action.Inputs {
+				if in == "github_token" {
+					continue
+				}
+				w := s.with(in)
+				if !strings.Contains(w, "inputs."+in+" ") && !strings.Contains(w, "inputs."+in+"}") && !strings.Contains(w, "secrets."+in+" ") && !strings.Contains(w, "secrets."+in+"}") {
+					add("job %s: the action's input %s is %q, not the workflow's input or secret of that name", name, in, w)
+				}
+			}
 		}
 		if calls != 1 {
 			add("job %s calls the action %d times", name, calls)
@@ -274,6 +293,9 @@ func TestReusableWorkflow(t *testing.T) {
 		{"AWS_ACCESS_KEY_ID: ${{ secrets.aws_access_key_id }}", "AWS_ACCESS_KEY_ID: ${{ secrets.aws_secret_access_key }}", "AWS keys"},
 		{"default: 3600}", "default: 600}", "location_load_timeout defaults to 600"},
 		{"          persist-credentials: false\n", "", "needs `persist-credentials: false`"},
+		{"      dry_run: {type: boolean, required: false, default: false}\n", "", "no input or secret dry_run"},
+		{"          fork_pull_requests: ${{ inputs.fork_pull_requests }}\n", "", "the action's input fork_pull_requests is \"\""},
+		{"merge_group: {type: string, required: false, default: build}", "merge_group: {type: string, required: false, default: skip}", "merge_group defaults to skip"},
 	} {
 		if !strings.Contains(raw, c.old) {
 			t.Errorf("deploy.yml no longer contains %q; update this case", c.old)

@@ -52,6 +52,11 @@ type Platform interface {
 	// ContainerPath maps a path on the CI host to where the action sees
 	// it (a Docker action sees the runner's files at other paths).
 	ContainerPath(path string) string
+	// AgentSocket is where the action reaches the job's ssh-agent
+	// ($SSH_AUTH_SOCK, mapped as ContainerPath maps paths): "" when none
+	// is set, an error that says what works when the action cannot see it
+	// (a Docker action sees only some of the runner's directories).
+	AgentSocket() (string, error)
 }
 
 // Log is a job log. Every method prints text as data: a value from the

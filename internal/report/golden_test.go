@@ -143,6 +143,38 @@ func scenarios() []struct {
 			{Name: "ml", State: Built, Image: "ml:ec26c3e", Updated: t0},
 		}
 	})
+	add("skipped", func(r *Report) {
+		r.Deployment, r.DeploymentURL = "", ""
+		r.Skipped = "Pull request #7 comes from a fork (octocat/data), whose runs get no secrets and a read-only token: nothing is built, pushed or deployed (fork_pull_requests: skip; set it to build to check that the images build)"
+	})
+	add("deleted", func(r *Report) {
+		r.PullRequestStatus = "MERGED"
+		r.Deleted = true
+		r.DeploymentURL = ""
+		r.Set("etl", Deleted, "")
+		r.Set("ml", Deleted, "")
+	})
+	add("deleted-none", func(r *Report) {
+		r.PullRequestStatus = "CLOSED"
+		r.Deleted = true
+		r.Deployment, r.DeploymentURL = "", ""
+	})
+	add("dry-run", func(r *Report) {
+		r.DryRun = &DryRun{Operations: []Operation{
+			{Name: "CliCreateOrUpdateBranchDeployment", Detail: "update branch deployment 8f1d2c3b4a59 (now at commit 0123456789ab, OPEN) to commit ec26c3e57ca3 (pull request #7, OPEN; base deployment prod)"},
+			{Name: "CliDeployLocations", Detail: "deploy etl = ghcr.io/acme/etl:ec26c3e, ml = ghcr.io/acme/ml:ec26c3e to 8f1d2c3b4a59"},
+		}}
+		r.Locations = []Location{
+			{Name: "etl", State: Built, Image: "ghcr.io/acme/etl:ec26c3e", Updated: t0},
+			{Name: "ml", State: Built, Image: "ghcr.io/acme/ml:ec26c3e", Updated: t0},
+		}
+	})
+	add("dry-run-close", func(r *Report) {
+		r.DryRun = &DryRun{Operations: []Operation{
+			{Name: "DeploymentByNameQuery", Detail: "check that 8f1d2c3b4a59 is a branch deployment"},
+			{Name: "CliDeleteDeployment", Detail: "delete branch deployment 8f1d2c3b4a59 (pull request #7 was closed; delete_on_close)"},
+		}}
+	})
 	add("failure-before-locations", func(r *Report) {
 		r.Deployment, r.DeploymentURL = "", ""
 		r.Failure = "reading dagster_cloud.yaml: line 4: locations[0].location_name is required\n\nmore detail"

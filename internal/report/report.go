@@ -5,6 +5,7 @@ package report
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -21,10 +22,11 @@ const (
 	Deployed State = "deployed" // sent to Dagster+, not (yet) seen loaded
 	Loaded   State = "loaded"   // the agent loaded it
 	Failed   State = "failed"
-	Closed   State = "closed" // the branch deployment was closed or merged
+	Closed   State = "closed"  // the branch deployment was closed or merged
+	Deleted  State = "deleted" // the branch deployment was deleted (delete_on_close)
 )
 
-var icons = map[State]string{Building: "⏳", Built: "🏗️", Pushed: "📦", Deployed: "🚀", Loaded: "✅", Failed: "❌", Closed: "🔒"}
+var icons = map[State]string{Building: "⏳", Built: "🏗️", Pushed: "📦", Deployed: "🚀", Loaded: "✅", Failed: "❌", Closed: "🔒", Deleted: "🗑️"}
 
 // Location is one row of the report.
 type Location struct {
@@ -70,6 +72,15 @@ type Report struct {
 	// Superseded says why the run changed nothing: a newer run of the same
 	// pull request already wrote the branch deployment.
 	Superseded string
+	// Skipped says why the run did nothing (a fork's pull request, a
+	// draft, a merge queue with merge_group: skip).
+	Skipped string
+	// Deleted says the closed request's branch deployment was deleted
+	// (delete_on_close); with no Deployment, there was none to delete.
+	Deleted bool
+	// DryRun is what a dry run would have sent Dagster+; nil for a run
+	// that is not one.
+	DryRun *DryRun
 	// Now is the clock that stamps the rows' Updated times; nil means
 	// time.Now.
 	Now func() time.Time
@@ -84,14 +95,36 @@ func (r *Report) Timestamp() time.Time {
 	return time.Now().UTC()
 }
 
+// DryRun is what a dry run would have done: nothing was pushed, deployed
+// or commented.
+type DryRun struct {
+	// Operations are the Dagster+ GraphQL operations the run would send
+	// that change something, in order.
+	Operations []Operation
+}
+
+// Operation is one GraphQL operation of a dry run's plan.
+type Operation struct {
+	Name   string // the operation's name, e.g. CliDeployLocations
+	Detail string // what it would do, shown as data
+}
+
 // Status is the `status` output: building, success, failed, closed, merged,
-// built (push: false) or superseded (a newer run owns the deployment).
+// built (push: false), superseded (a newer run owns the deployment),
+// skipped (the event policy passed the run), deleted (delete_on_close) or
+// dry-run.
 func (r *Report) Status() string {
 	switch {
 	case r.Failure != "":
 		return "failed"
 	case r.Superseded != "":
 		return "superseded"
+	case r.Skipped != "":
+		return "skipped"
+	case r.Deleted:
+		return "deleted"
+	case r.DryRun != nil && !slices.ContainsFunc(r.Locations, func(l Location) bool { return l.State == Failed }):
+		return "dry-run"
 	case r.PullRequestStatus != "":
 		return strings.ToLower(r.PullRequestStatus)
 	}
@@ -333,6 +366,16 @@ func (r *Report) headline() string {
 	if r.Deployment != "" {
 		name = link(inlineCode(r.Deployment, maxDeployment), r.LocationsURL())
 	}
+	switch r.Status() {
+	case "skipped":
+		name = "skipped"
+	case "dry-run":
+		name += " (dry run)"
+	case "deleted":
+		if r.Deployment == "" {
+			name = "(none)"
+		}
+	}
 	var icon string
 	switch r.Status() {
 	case "failed":
@@ -343,8 +386,12 @@ func (r *Report) headline() string {
 		icon = "🔒"
 	case "built":
 		icon = "🏗️"
-	case "superseded":
+	case "superseded", "skipped":
 		icon = "⏭️"
+	case "deleted":
+		icon = "🗑️"
+	case "dry-run":
+		icon = "🧪"
 	default:
 		icon = "✅"
 	}
@@ -358,9 +405,19 @@ func (r *Report) intro() string {
 	if r.CommitSHA != "" {
 		commit = link(inlineCode(shortSHA(r.CommitSHA), 12), r.CommitURL)
 	}
+	deleted := "the branch deployment was **deleted** and nothing was built"
+	if r.Deployment == "" {
+		deleted = "it had no branch deployment, so nothing was deleted or built"
+	}
 	switch {
 	case r.Superseded != "":
 		fmt.Fprintf(&b, "This run's commit %s is out of date, so the run changed nothing: %s\n", commit, inlineCode(firstLine(r.Superseded), maxFailure))
+	case r.Skipped != "":
+		fmt.Fprintf(&b, "Commit %s: this run did nothing: %s\n", commit, inlineCode(firstLine(r.Skipped), maxFailure))
+	case r.Deleted && r.PullRequestStatus == "MERGED":
+		fmt.Fprintf(&b, "The %s was merged at commit %s: %s.\n", r.request(), commit, deleted)
+	case r.Deleted:
+		fmt.Fprintf(&b, "The %s was closed at commit %s: %s.\n", r.request(), commit, deleted)
 	case r.PullRequestStatus == "MERGED":
 		fmt.Fprintf(&b, "The %s was merged at commit %s: the branch deployment was marked **merged** and nothing was built.\n", r.request(), commit)
 	case r.PullRequestStatus == "CLOSED":
@@ -371,6 +428,20 @@ func (r *Report) intro() string {
 			b.WriteString(" · " + link("workflow run", r.RunURL))
 		}
 		b.WriteString("\n")
+	}
+	if d := r.DryRun; d != nil {
+		b.WriteString("\n**Dry run:** nothing was pushed, deployed or commented.")
+		if len(r.Locations) > 0 {
+			b.WriteString(" The images below were built, not pushed.")
+		}
+		if len(d.Operations) == 0 {
+			b.WriteString(" Nothing would be sent to Dagster+.\n")
+		} else {
+			b.WriteString(" This run would send Dagster+ these GraphQL operations:\n\n")
+			for i, op := range d.Operations {
+				fmt.Fprintf(&b, "%d. %s: %s\n", i+1, inlineCode(op.Name, maxName), inlineCode(op.Detail, maxFailure))
+			}
+		}
 	}
 	if r.Failure != "" {
 		b.WriteString("\n**Deploy failed:** " + inlineCode(firstLine(r.Failure), maxFailure))

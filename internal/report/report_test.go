@@ -38,6 +38,10 @@ func TestStatus(t *testing.T) {
 		{"run failed", func(r *Report) { r.SetAll(Loaded); r.Failure = "x" }, "failed"},
 		{"merged", func(r *Report) { r.PullRequestStatus = "MERGED"; r.SetAll(Closed) }, "merged"},
 		{"closed", func(r *Report) { r.PullRequestStatus = "CLOSED"; r.SetAll(Closed) }, "closed"},
+		{"skipped", func(r *Report) { r.Locations = nil; r.Skipped = "a fork" }, "skipped"},
+		{"deleted", func(r *Report) { r.PullRequestStatus = "MERGED"; r.Deleted = true; r.SetAll(Deleted) }, "deleted"},
+		{"dry run", func(r *Report) { r.SetAll(Built); r.DryRun = &DryRun{} }, "dry-run"},
+		{"dry run that failed", func(r *Report) { r.DryRun = &DryRun{}; r.Set("ml", Failed, "boom") }, "failed"},
 	}
 	for _, tc := range tests {
 		r := sample()
