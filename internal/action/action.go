@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -372,6 +373,20 @@ func (p *pipeline) deploy(ctx context.Context, locs []config.Location) error {
 	if buildErr != nil {
 		return buildErr
 	}
+	if branch != nil {
+		// A newer run of the request may have updated the branch deployment
+		// while this run's images built: its locations must not be
+		// replaced by this run's older ones. (What is left is the moment
+		// between this read and the deploy, not a build's minutes.)
+		why, _, err := p.outdated(ctx)
+		if err != nil {
+			return err
+		}
+		if why != "" {
+			p.superseded = why
+			return p.supersede()
+		}
+	}
 	images := pl.images
 	p.setDeployment(name)
 
@@ -488,7 +503,11 @@ func (p *pipeline) supersede() error {
 		}
 	}
 	p.rep.Locations = kept
-	p.log.Notice(p.sec.Redact("This run is out of date and changed nothing: " + p.superseded + "."))
+	what := "changed nothing"
+	if slices.ContainsFunc(p.rep.Locations, func(l report.Location) bool { return l.State == report.Pushed }) {
+		what = "deployed nothing (its images were pushed)"
+	}
+	p.log.Notice(p.sec.Redact("This run is out of date and " + what + ": " + p.superseded + "."))
 	return nil
 }
 

@@ -411,7 +411,11 @@ func (r *Report) intro() string {
 	}
 	switch {
 	case r.Superseded != "":
-		fmt.Fprintf(&b, "This run's commit %s is out of date, so the run changed nothing: %s\n", commit, inlineCode(firstLine(r.Superseded), maxFailure))
+		what := "the run changed nothing"
+		if r.anyPushed() {
+			what = "the run deployed nothing (its images were pushed)"
+		}
+		fmt.Fprintf(&b, "This run's commit %s is out of date, so %s: %s\n", commit, what, inlineCode(firstLine(r.Superseded), maxFailure))
 	case r.Skipped != "":
 		fmt.Fprintf(&b, "Commit %s: this run did nothing: %s\n", commit, inlineCode(firstLine(r.Skipped), maxFailure))
 	case r.Deleted && r.PullRequestStatus == "MERGED":
@@ -480,4 +484,9 @@ func row(l Location) string {
 		updated = l.Updated.UTC().Format("Jan 2, 2006 15:04 MST")
 	}
 	return "| " + cellCode(l.Name, maxName) + " | " + status + " | " + image + " | " + updated + " |\n"
+}
+
+// anyPushed says some location's image was pushed (and not deployed).
+func (r *Report) anyPushed() bool {
+	return slices.ContainsFunc(r.Locations, func(l Location) bool { return l.State == Pushed })
 }
