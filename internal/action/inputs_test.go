@@ -209,3 +209,53 @@ func TestActionYAMLMatchesInputs(t *testing.T) {
 		}
 	}
 }
+
+// TestPathsRefuseSymlinkedConfigOutside: a committed dagster_cloud.yaml
+// (or project directory) that is a symlink to a file outside the checkout,
+// such as the runner's Docker config, is refused before it is read; one
+// that points inside the checkout is fine.
+func TestPathsRefuseSymlinkedConfigOutside(t *testing.T) {
+	t.Parallel()
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "config.json")
+	if err := os.WriteFile(secret, []byte(`{"auths":{"ghcr.io":{"auth":"c2VjcmV0"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ws := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(ws, "real"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ws, "real", "dagster_cloud.yaml"), []byte("locations: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{
+		"secret.yaml": secret,                                     // absolute, outside
+		"up.yaml":     "../" + filepath.Base(outside) + "/x.yaml", // relative, outside
+		"ok.yaml":     "real/dagster_cloud.yaml",                  // inside
+		"outdir":      outside,                                    // a project_dir outside
+		"indir":       "real",                                     // a project_dir inside
+	} {
+		if err := os.Symlink(target, filepath.Join(ws, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		project, yaml string
+		wantInput     string // "" when accepted
+	}{
+		{".", "secret.yaml", "dagster_cloud_yaml_path"},
+		{".", "up.yaml", "dagster_cloud_yaml_path"},
+		{".", "ok.yaml", ""},
+		{"outdir", "config.json", "project_dir"},
+		{"indir", "dagster_cloud.yaml", ""},
+	} {
+		_, _, err := Inputs{ProjectDir: tc.project, YAMLPath: tc.yaml}.Paths(ws)
+		var ie *InputError
+		switch {
+		case tc.wantInput == "" && err != nil:
+			t.Errorf("project_dir %q, dagster_cloud_yaml_path %q: %v", tc.project, tc.yaml, err)
+		case tc.wantInput != "" && (!errors.As(err, &ie) || ie.Input != tc.wantInput || !strings.Contains(err.Error(), "outside")):
+			t.Errorf("project_dir %q, dagster_cloud_yaml_path %q: error %v, want one of input %s saying it resolves outside", tc.project, tc.yaml, err, tc.wantInput)
+		}
+	}
+}
