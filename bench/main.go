@@ -446,7 +446,7 @@ func (b *bench) measureBig(ctx context.Context) ([]row, error) {
 	shape := fmt.Sprintf("%s / %d-file context", humanBytes(b.sz.bigBytes), b.sz.bigFiles)
 	return []row{{
 		what: "peak RSS of the binary, " + shape, ratio: slices.Max(rss), unit: "MiB", goal: 100,
-		detail: fmt.Sprintf("max of %d runs: getrusage ru_maxrss of the binary (what /usr/bin/time -v reports)", len(rss)),
+		detail: fmt.Sprintf("max of %d runs: the binary's VmHWM (/proc/<pid>/status), sampled every 5 ms", len(rss)),
 	}, {
 		what: "full action run ÷ `docker build` + `docker push`, " + shape, ratio: median(ratios), unit: "×",
 		detail: fmt.Sprintf("%d pair(s); action %.1f s, docker CLI %.1f s", len(ratios), median(action), median(docker)),

@@ -23,7 +23,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -289,9 +288,9 @@ type Result struct {
 	Dotenv    map[string]string
 	DotenvRaw string
 	// Elapsed is the wall-clock time of the run, and MaxRSSKiB the peak
-	// resident set size of the binary in KiB (getrusage's ru_maxrss, as
-	// /usr/bin/time -v reports it), for Run's runs of the binary; zero for
-	// a run in a container.
+	// resident set size of the binary in KiB (its VmHWM, sampled every few
+	// milliseconds while it runs; see samplePeakRSS), for Run's runs of the
+	// binary; zero for a run in a container.
 	Elapsed   time.Duration
 	MaxRSSKiB int64
 }
@@ -401,13 +400,16 @@ func (s *Scenario) Run(ctx context.Context, binary, eventName, eventPath string,
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
-	err = cmd.Run()
-	res := &Result{Stdout: stdout.String(), Stderr: stderr.String(), Elapsed: time.Since(start)}
-	if cmd.ProcessState != nil {
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			res.MaxRSSKiB = int64(ru.Maxrss) // KiB on Linux
-		}
+	var peak int64
+	if err = cmd.Start(); err == nil {
+		done := make(chan struct{})
+		sampled := make(chan int64, 1)
+		go func() { sampled <- samplePeakRSS(cmd.Process.Pid, done) }()
+		err = cmd.Wait()
+		close(done)
+		peak = <-sampled
 	}
+	res := &Result{Stdout: stdout.String(), Stderr: stderr.String(), Elapsed: time.Since(start), MaxRSSKiB: peak}
 	var ee *exec.ExitError
 	switch {
 	case errors.As(err, &ee):
@@ -526,4 +528,35 @@ func ParseOutputs(path string) (map[string]string, error) {
 		}
 	}
 	return out, sc.Err()
+}
+
+// samplePeakRSS reads the high-water mark of pid's resident set (VmHWM of
+// /proc/<pid>/status, in KiB) every 5 ms until done is closed, and returns
+// the last value read. VmHWM belongs to the process's own memory since its
+// exec. The wait4 rusage of the child (ru_maxrss) is not used: Go starts a
+// child with vfork, and Linux counts the parent's resident set, when the
+// child execs, into the child's ru_maxrss, so it reports the test process's
+// size, not the binary's. Growth in the last 5 ms of a run can be missed.
+func samplePeakRSS(pid int, done <-chan struct{}) int64 {
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	var peak int64
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if raw, err := os.ReadFile(path); err == nil {
+			for _, line := range strings.Split(string(raw), "\n") {
+				if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+					var kib int64
+					if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kib); err == nil && kib > peak {
+						peak = kib
+					}
+				}
+			}
+		}
+		select {
+		case <-done:
+			return peak
+		case <-tick.C:
+		}
+	}
 }
