@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/docker/docker/api/types/build"
@@ -27,12 +26,9 @@ func buildKitOptions(bc *buildContext, s Spec, sessionID string) build.ImageBuil
 			args[inlineCacheArg] = &one
 		}
 	}
-	dockerfile, remote := bc.dockerfile, ""
-	if bc.generated != nil {
-		// From the session's "dockerfile" directory, and the context from its "context" (see
-		// fileSync).
-		dockerfile, remote = DefaultDockerfile, clientSessionRemote
-	}
+	// The Dockerfile from the session's "dockerfile" directory, and the context from its
+	// "context" (see fileSync).
+	dockerfile, remote := bc.dockerfileName(), clientSessionRemote
 	return build.ImageBuildOptions{
 		Version:       build.BuilderBuildKit,
 		SessionID:     sessionID,
@@ -52,22 +48,21 @@ func buildKitOptions(bc *buildContext, s Spec, sessionID string) build.ImageBuil
 	}
 }
 
-// buildBuildKit builds with BuildKit. The context tar is the request body (the daemon hands it
-// to BuildKit as the build context), and a session serves registry credentials, secrets and SSH
-// agents while the build runs. With a generated Dockerfile, the session also serves the
-// context and the Dockerfile, and the request has no body (see fileSync).
+// buildBuildKit builds with BuildKit, as `docker build` does with BuildKit: the request has no
+// body, and a session serves the context and the Dockerfile by file sync (see fileSync), and
+// registry credentials, secrets and SSH agents, while the build runs. BuildKit applies
+// .dockerignore and asks only for the files it does not exclude; files it synced from the
+// same context directory in an earlier build (sharedKey) are not sent again when unchanged.
 func (b *Builder) buildBuildKit(ctx context.Context, bc *buildContext, s Spec) (string, error) {
 	attachables, err := sessionAttachables(s, b.getenv)
 	if err != nil {
 		return "", fmt.Errorf("building %s: %w", s.Tags[0], err)
 	}
-	if bc.generated != nil {
-		files, err := bc.fileSync()
-		if err != nil {
-			return "", fmt.Errorf("building %s: %w", s.Tags[0], err)
-		}
-		attachables = append(attachables, files)
+	files, err := bc.fileSync()
+	if err != nil {
+		return "", fmt.Errorf("building %s: %w", s.Tags[0], err)
 	}
+	attachables = append(attachables, files)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	sess, err := openSession(ctx, sharedKey(bc.dir), hijackDialer(b.docker), cancel, attachables...)
@@ -79,18 +74,8 @@ func (b *Builder) buildBuildKit(ctx context.Context, bc *buildContext, s Spec) (
 		sess.close()
 	}()
 
-	var body io.Reader
-	if bc.generated == nil {
-		tar, err := bc.tar()
-		if err != nil {
-			return "", err
-		}
-		defer tar.Close()
-		body = tar
-	}
-
 	fmt.Fprintf(b.log, "Building %s from %s (%s) with BuildKit\n", strings.Join(s.Tags, ", "), bc.dir, bc.describeDockerfile())
-	resp, err := b.docker.ImageBuild(ctx, body, buildKitOptions(bc, s, sess.id()))
+	resp, err := b.docker.ImageBuild(ctx, nil, buildKitOptions(bc, s, sess.id()))
 	if err != nil {
 		return "", fmt.Errorf("starting the build of %s: %w", s.Tags[0], sessionCause(ctx, err))
 	}
@@ -111,7 +96,7 @@ func sessionCause(ctx context.Context, err error) error {
 }
 
 // sharedKey names the context directory to the daemon, as docker/cli does; BuildKit uses it to
-// reuse files synced in earlier sessions (only builds with a generated Dockerfile sync files).
+// reuse files synced in earlier sessions.
 func sharedKey(dir string) string {
 	sum := sha256.Sum256([]byte(dir))
 	return hex.EncodeToString(sum[:])

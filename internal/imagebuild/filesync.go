@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"time"
 
@@ -37,8 +38,8 @@ const (
 	syncedDockerfileDir = "dockerfile"
 )
 
-// fileSync returns the session's file sync service for c, which must have a generated
-// Dockerfile. Files of the context are sent with their modes, times and links (a symlink
+// fileSync returns the session's file sync service for c: the context, and the Dockerfile (the
+// generated one, or the context's file in a directory of its own). Files of the context are sent with their modes, times and links (a symlink
 // travels as a link, never followed), owned by 0:0 as in the context tar.
 func (c *buildContext) fileSync() (session.Attachable, error) {
 	dirs, err := c.syncedDirs()
@@ -58,10 +59,32 @@ func (c *buildContext) syncedDirs() (filesync.StaticDirSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build context %s: %w", c.dir, err)
 	}
-	return filesync.StaticDirSource{
-		syncedContextDir:    ctxFS,
-		syncedDockerfileDir: newSingleFileFS(DefaultDockerfile, c.generated, time.Now()),
-	}, nil
+	if c.generated != nil {
+		return filesync.StaticDirSource{
+			syncedContextDir:    ctxFS,
+			syncedDockerfileDir: newSingleFileFS(DefaultDockerfile, c.generated, time.Now()),
+		}, nil
+	}
+	// The Dockerfile's directory, showing only the Dockerfile, as docker/cli sends it.
+	dfDir, dfName := path.Split(c.dockerfile)
+	dfRoot, err := fsutil.NewFS(filepath.Join(c.dir, filepath.FromSlash(dfDir)))
+	if err != nil {
+		return nil, fmt.Errorf("build context %s: %w", c.dir, err)
+	}
+	dfFS, err := fsutil.NewFilterFS(dfRoot, &fsutil.FilterOpt{IncludePatterns: []string{dfName}, Map: ownedByRoot})
+	if err != nil {
+		return nil, fmt.Errorf("build context %s: %w", c.dir, err)
+	}
+	return filesync.StaticDirSource{syncedContextDir: ctxFS, syncedDockerfileDir: dfFS}, nil
+}
+
+// dockerfileName is the name under which the frontend reads the Dockerfile from the session's
+// "dockerfile" directory.
+func (c *buildContext) dockerfileName() string {
+	if c.generated != nil {
+		return DefaultDockerfile
+	}
+	return path.Base(c.dockerfile)
 }
 
 // ownedByRoot makes a synced file owned by 0:0, as docker/cli does (resetUIDAndGID).

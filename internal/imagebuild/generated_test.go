@@ -394,16 +394,46 @@ func TestGeneratedDockerfileNoFreeName(t *testing.T) {
 	}
 }
 
-// TestBuildKitOptionsPathDockerfile: without generated content the request still carries the
-// context tar and names the Dockerfile in it.
+// TestBuildKitOptionsPathDockerfile: without generated content the context and the Dockerfile
+// also come from the session, as `docker build` sends them: the request names the remote
+// context "client-session" and the Dockerfile by its name in the session's "dockerfile"
+// directory, which shows only that file.
 func TestBuildKitOptionsPathDockerfile(t *testing.T) {
 	t.Parallel()
-	bc, err := prepareContext(fixture(t, "simple"), "")
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"docker/Dockerfile.prod": "FROM scratch\n",
+		"docker/secret.txt":      "not for the dockerfile directory\n",
+		"app.py":                 "print(1)\n",
+	} {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bc, err := prepareContext(dir, "docker/Dockerfile.prod")
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := buildKitOptions(bc, Spec{Tags: []string{"x:y"}}, "sess")
-	if o.RemoteContext != "" || o.Dockerfile != "Dockerfile" || o.Version != build.BuilderBuildKit {
+	if o.RemoteContext != clientSessionRemote || o.Dockerfile != "Dockerfile.prod" || o.Version != build.BuilderBuildKit {
 		t.Errorf("options name remote %q and Dockerfile %q", o.RemoteContext, o.Dockerfile)
+	}
+	dirs, err := bc.syncedDirs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	if err := dirs[syncedDockerfileDir].Walk(context.Background(), "", func(p string, _ fs.DirEntry, err error) error {
+		seen = append(seen, p)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(seen, []string{"Dockerfile.prod"}) {
+		t.Errorf("the dockerfile directory shows %v, want only Dockerfile.prod", seen)
 	}
 }

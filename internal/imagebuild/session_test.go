@@ -96,7 +96,9 @@ func (failingSessionDocker) DialHijack(context.Context, string, string, map[stri
 }
 
 func (failingSessionDocker) ImageBuild(ctx context.Context, body io.Reader, _ build.ImageBuildOptions) (build.ImageBuildResponse, error) {
-	_, _ = io.Copy(io.Discard, body)
+	if body != nil { // BuildKit builds send none: the session serves the context
+		_, _ = io.Copy(io.Discard, body)
+	}
 	<-ctx.Done()
 	return build.ImageBuildResponse{}, ctx.Err()
 }
@@ -121,7 +123,7 @@ func TestBuildKitOptions(t *testing.T) {
 		PullAuth: map[string]registry.AuthConfig{"r": {Username: "u", Password: "p"}},
 	}
 	o := buildKitOptions(bc, s, "sess-1")
-	if o.Version != build.BuilderBuildKit || o.SessionID != "sess-1" || o.Dockerfile != "docker/Dockerfile" || o.Target != "runtime" ||
+	if o.Version != build.BuilderBuildKit || o.SessionID != "sess-1" || o.Dockerfile != "Dockerfile" || o.RemoteContext != clientSessionRemote || o.Target != "runtime" ||
 		o.Platform != "linux/arm64" || fmt.Sprint(o.CacheFrom) != "[r/a:buildcache]" || o.Labels["l"] != "v" || !o.Remove {
 		t.Errorf("options = %+v", o)
 	}
