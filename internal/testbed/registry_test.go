@@ -48,8 +48,12 @@ func TestRegistryAuth(t *testing.T) {
 	if got := status(t, r, "", ""); got != http.StatusUnauthorized {
 		t.Errorf("GET /v2/ without credentials: %d, want 401", got)
 	}
-	if _, err := r.Tags(testCtx(t), "no/such/repo"); err == nil || !strings.Contains(err.Error(), "404") {
-		t.Errorf("Tags of a missing repository: %v, want a 404 error", err)
+	// The registry answers 404 NAME_UNKNOWN for a repository never pushed to: no tags.
+	if tags, err := r.Tags(testCtx(t), "no/such/repo"); err != nil || len(tags) != 0 {
+		t.Errorf("Tags of a missing repository: %v, %v; want none and no error", tags, err)
+	}
+	if _, err := r.ManifestDigest(testCtx(t), "no/such/repo", "latest"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("ManifestDigest of a missing repository: %v, want a 404 error", err)
 	}
 	if !strings.Contains(r.LogTail(100), "/v2/") {
 		t.Errorf("registry log %s lacks the requests:\n%s", r.LogPath, r.LogTail(100))
