@@ -435,6 +435,7 @@ func (p *pipeline) login(ctx context.Context, docker Docker, jobs []*job) (map[s
 		GCPWorkloadIdentityProvider: p.in.GCPWorkloadIdentityProvider,
 		GCPServiceAccount:           p.in.GCPServiceAccount,
 		IDToken:                     reg.IDToken,
+		OIDCName:                    reg.OIDCName,
 		Getenv:                      p.plat.Getenv,
 		HTTPClient:                  p.env.HTTPClient,
 	}

@@ -243,9 +243,12 @@ func (p *CI) Request(ctx context.Context, number int) (platform.RequestState, er
 	return platform.RequestState{Open: mr.Open(), Merged: mr.State == "merged", HeadSHA: mr.SHA}, nil
 }
 
-// Registry offers nothing beyond the environment: registryauth reads
-// GitLab's own registry's CI_REGISTRY_USER and CI_REGISTRY_PASSWORD.
-func (p *CI) Registry() platform.Registry { return platform.Registry{} }
+// Registry offers the job's GitLab ID token (IDTokenVariable) for keyless
+// cloud logins; registryauth reads GitLab's own registry's CI_REGISTRY_USER
+// and CI_REGISTRY_PASSWORD from the environment.
+func (p *CI) Registry() platform.Registry {
+	return platform.Registry{IDToken: idToken(p.getenv), OIDCName: "GitLab"}
+}
 
 // ContainerPath is the identity: the job's image sees the runner's paths.
 func (p *CI) ContainerPath(path string) string { return path }

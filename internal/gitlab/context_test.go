@@ -400,7 +400,7 @@ func TestPlatformBasics(t *testing.T) {
 	p := NewCI(mapEnv(env), &bytes.Buffer{}, &bytes.Buffer{}, nil, Options{})
 	if p.Name() != "GitLab CI" || p.Input("organization_id") != "acme" || p.Input("location_load_timeout") != "60" || p.Input("missing") != "" ||
 		p.Getenv("CI_PROJECT_ID") != "42" || p.Workspace() != "/builds/acme/data/platform" || p.ContainerPath("/x/y") != "/x/y" ||
-		p.Summary("# x") != nil || p.Registry().Token != "" || p.Registry().IDToken != nil {
+		p.Summary("# x") != nil || p.Registry().Token != "" || p.Registry().IDToken == nil || p.Registry().OIDCName != "GitLab" {
 		t.Error("basics")
 	}
 }

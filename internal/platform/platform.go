@@ -116,6 +116,8 @@ type Registry struct {
 	Token string // GitHub: the token for ghcr.io
 	Actor string // GitHub: the user the token belongs to
 	// IDToken returns an OIDC token of the job for audience, for keyless
-	// cloud logins; nil when the platform has none.
-	IDToken func(ctx context.Context, audience string) (string, error)
+	// cloud logins; nil when the platform has none. OIDCName names its
+	// issuer in messages ("GitHub", "GitLab").
+	IDToken  func(ctx context.Context, audience string) (string, error)
+	OIDCName string
 }

@@ -1,6 +1,7 @@
 package registryauth
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -129,7 +130,7 @@ func (r *Resolver) ecrToken(ctx context.Context, host string, kind Kind, info EC
 		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewWebIdentityRoleProvider(client, r.AWSRoleARN, retriever, func(o *stscreds.WebIdentityRoleOptions) {
 			o.RoleSessionName = r.sessionName()
 		}))
-		origin = fmt.Sprintf("an %s token for role %s via GitHub OIDC (input %s)", service, r.AWSRoleARN, InputAWSRoleARN)
+		origin = fmt.Sprintf("an %s token for role %s via %s OIDC (input %s)", service, r.AWSRoleARN, r.oidcName(), InputAWSRoleARN)
 	case awsChain:
 		origin = fmt.Sprintf("an %s token for the AWS credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY", service)
 	}
@@ -137,7 +138,7 @@ func (r *Resolver) ecrToken(ctx context.Context, host string, kind Kind, info EC
 	creds, err := cfg.Credentials.Retrieve(ctx)
 	if err != nil {
 		if mode == awsRole {
-			return Credentials{}, fmt.Errorf("assuming role %s (input %s) with the GitHub OIDC token for registry %s: %s", r.AWSRoleARN, InputAWSRoleARN, host, redact(err.Error(), secrets...))
+			return Credentials{}, fmt.Errorf("assuming role %s (input %s) with the %s OIDC token for registry %s: %s", r.AWSRoleARN, InputAWSRoleARN, r.oidcName(), host, redact(err.Error(), secrets...))
 		}
 		return Credentials{}, &errAWSNoCredentials{err}
 	}
@@ -237,7 +238,7 @@ var (
 // in CloudTrail.
 func (r *Resolver) sessionName() string {
 	name := "dagster-branch-deploy"
-	if id := r.getenv("GITHUB_RUN_ID"); id != "" {
+	if id := cmp.Or(r.getenv("GITHUB_RUN_ID"), r.getenv("CI_JOB_ID")); id != "" {
 		name += "-" + sessionNameInvalid.ReplaceAllString(id, "_")
 	}
 	if len(name) > 64 {

@@ -102,7 +102,7 @@ func (r *Resolver) gcpKeyToken(ctx context.Context, host string) (Credentials, e
 	return gcpCredentials(host, tok, fmt.Sprintf("a Google access token for service account %s (input %s)", key.ClientEmail, InputGCPCredentialsJSON), nil)
 }
 
-// gcpWIFToken exchanges the GitHub OIDC token for a Google access token of GCPServiceAccount:
+// gcpWIFToken exchanges the job's OIDC token (GitHub's or GitLab's) for a Google access token of GCPServiceAccount:
 // Google STS (token exchange for the workload identity provider), then IAM Credentials
 // generateAccessToken, both done by x/oauth2's externalaccount package.
 func (r *Resolver) gcpWIFToken(ctx context.Context, host string) (Credentials, error) {
@@ -144,11 +144,11 @@ func (r *Resolver) gcpWIFToken(ctx context.Context, host string) (Credentials, e
 	}
 	tok, err := ts.Token()
 	if err != nil {
-		return Credentials{}, fmt.Errorf("getting a Google access token for service account %s via workload identity provider %s with the GitHub OIDC token (registry %s): %s",
-			sa, provider, host, redact(err.Error(), secrets...))
+		return Credentials{}, fmt.Errorf("getting a Google access token for service account %s via workload identity provider %s with the %s OIDC token (registry %s): %s",
+			sa, provider, r.oidcName(), host, redact(err.Error(), secrets...))
 	}
-	return gcpCredentials(host, tok, fmt.Sprintf("a Google access token for service account %s via GitHub OIDC and workload identity provider %s (inputs %s/%s)",
-		sa, provider, InputGCPWorkloadIdentityProvider, InputGCPServiceAccount), secrets)
+	return gcpCredentials(host, tok, fmt.Sprintf("a Google access token for service account %s via %s OIDC and workload identity provider %s (inputs %s/%s)",
+		sa, r.oidcName(), provider, InputGCPWorkloadIdentityProvider, InputGCPServiceAccount), secrets)
 }
 
 func gcpCredentials(host string, tok *oauth2.Token, origin string, secrets []string) (Credentials, error) {

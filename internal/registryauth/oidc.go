@@ -51,3 +51,11 @@ func (r *Resolver) idToken(ctx context.Context, audience string, secrets *[]stri
 	*secrets = append(*secrets, tok)
 	return tok, nil
 }
+
+// oidcName names the issuer of IDToken's tokens in messages.
+func (r *Resolver) oidcName() string {
+	if r.OIDCName != "" {
+		return r.OIDCName
+	}
+	return "GitHub"
+}

@@ -5,7 +5,7 @@
 //
 // The order in which Resolve tries the sources, per kind:
 //
-//   - ecr, ecr-public: the input aws_role_arn (keyless: the GitHub OIDC token is exchanged with STS
+//   - ecr, ecr-public: the input aws_role_arn (keyless: the job's GitHub or GitLab OIDC token is exchanged with STS
 //     AssumeRoleWithWebIdentity); else AWS credentials named by the environment
 //     (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, AWS_WEB_IDENTITY_TOKEN_FILE, container
 //     credentials); else the inputs registry_username/registry_password; else the Docker config;
@@ -13,7 +13,7 @@
 //     AWS credentials are exchanged for a 12-hour registry password with GetAuthorizationToken.
 //   - gcr (gcr.io, *.gcr.io, *-docker.pkg.dev): the input gcp_credentials_json (a service-account
 //     key, exchanged for an access token); else gcp_workload_identity_provider +
-//     gcp_service_account (keyless: the GitHub OIDC token is exchanged with Google STS and the
+//     gcp_service_account (keyless: the job's OIDC token is exchanged with Google STS and the
 //     IAM Credentials API); else registry_username/registry_password; else the Docker config.
 //   - ghcr (ghcr.io): registry_username/registry_password; else github_token as GITHUB_ACTOR;
 //     else the Docker config.
@@ -197,9 +197,11 @@ type Resolver struct {
 	// and GCPServiceAccount (an e-mail address) log in to Google registries without a key, with
 	// the GitHub OIDC token (inputs gcp_workload_identity_provider and gcp_service_account).
 	GCPWorkloadIdentityProvider, GCPServiceAccount string
-	// IDToken returns a GitHub Actions OIDC token for an audience (see GitHubIDToken); nil when
-	// the job has none (no `permissions: id-token: write`).
-	IDToken func(ctx context.Context, audience string) (string, error)
+	// IDToken returns an OIDC token of the job for an audience: GitHub Actions' (see
+	// GitHubIDToken; nil when the job has no `permissions: id-token: write`) or GitLab's ID
+	// token. OIDCName names its issuer in messages ("GitHub", the default, or "GitLab").
+	IDToken  func(ctx context.Context, audience string) (string, error)
+	OIDCName string
 	// Getenv reads the environment (nil: os.Getenv): CI_REGISTRY and the other GitLab CI
 	// variables, GITHUB_ACTOR and GITHUB_RUN_ID, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/
 	// AWS_SESSION_TOKEN and the AWS_ENDPOINT_URL* overrides. The rest of the AWS SDK's default

@@ -1,0 +1,125 @@
+package gitlab
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/registryauth"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/awsemu"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/oidcemu"
+)
+
+// unsignedJWT is a JWT with claims and no valid signature: idToken only reads aud.
+func unsignedJWT(t *testing.T, claims map[string]any) string {
+	t.Helper()
+	raw, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(`{"alg":"RS256","typ":"JWT"}`)) + "." + enc(raw) + ".c2lnbmF0dXJl"
+}
+
+func TestIDToken(t *testing.T) {
+	t.Parallel()
+	const aws = "sts.amazonaws.com"
+	gcp := "https://iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/gitlab/providers/acme"
+	one := unsignedJWT(t, map[string]any{"aud": aws, "sub": "project_path:acme/data:ref_type:branch:ref:main"})
+	both := unsignedJWT(t, map[string]any{"aud": []string{aws, gcp}})
+	for _, tc := range []struct {
+		name, value, audience string
+		wantErr               []string // nil: the token is handed out
+	}{
+		{"for the audience", one, aws, nil},
+		{"a list of audiences", both, gcp, nil},
+		{"surrounding blanks", "  " + one + "\n", aws, nil},
+		{"not declared", "", aws, []string{"no GitLab ID token for audience sts.amazonaws.com in the variable DAGSTER_ID_TOKEN", "`id_tokens: {DAGSTER_ID_TOKEN: {aud: \"sts.amazonaws.com\"}}`", "GitLab 15.7"}},
+		{"another audience", one, gcp, []string{"is for the audience sts.amazonaws.com, but this login needs " + gcp, "list it under `aud`"}},
+		{"not a JWT", "glpat-abcdefghijklmnop", aws, []string{"does not hold a GitLab ID token (not a JWT: 1 dot-separated parts, want 3)"}},
+		{"no aud", unsignedJWT(t, map[string]any{"sub": "x"}), aws, []string{"it has no aud claim"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			get := idToken(func(k string) string {
+				if k == IDTokenVariable {
+					return tc.value
+				}
+				return ""
+			})
+			tok, err := get(context.Background(), tc.audience)
+			if tc.wantErr == nil {
+				if err != nil || tok != strings.TrimSpace(tc.value) {
+					t.Fatalf("idToken = %q, %v; want the token", tok, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("idToken = %q, want an error", tok)
+			}
+			for _, want := range tc.wantErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q lacks %q", err, want)
+				}
+			}
+			if tc.value != "" && strings.Contains(err.Error(), strings.TrimSpace(tc.value)) {
+				t.Errorf("the error holds the token: %v", err)
+			}
+		})
+	}
+}
+
+// TestIDTokenAssumesAnECRRole: on GitLab, aws_role_arn logs in to ECR with the job's ID token
+// (STS AssumeRoleWithWebIdentity, against the AWS emulator, which checks the token's
+// signature, audience and the role's trust); the session is named after the job.
+func TestIDTokenAssumesAnECRRole(t *testing.T) {
+	awsemu.Isolate(t)
+	const role = "arn:aws:iam::210987654321:role/gitlab-ecr-push"
+	oidc := oidcemu.Start(t)
+	emu := awsemu.Start(t, awsemu.Options{OIDC: oidc, Roles: []string{role}})
+	for k, v := range emu.Env() {
+		t.Setenv(k, v)
+	}
+	host := "210987654321.dkr.ecr.eu-central-1.amazonaws.com"
+	resolve := func(token string) (registryauth.Credentials, error) {
+		env := map[string]string{IDTokenVariable: token, "CI_JOB_ID": "5001"}
+		getenv := func(k string) string {
+			if v, ok := env[k]; ok {
+				return v
+			}
+			return os.Getenv(k)
+		}
+		ci := &CI{getenv: getenv}
+		reg := ci.Registry()
+		r := &registryauth.Resolver{AWSRoleARN: role, IDToken: reg.IDToken, OIDCName: reg.OIDCName, Getenv: getenv, ConfigDir: t.TempDir()}
+		return r.Resolve(context.Background(), host)
+	}
+
+	tok := oidc.Mint(registryauth.AWSAudience)
+	c, err := resolve(tok.Value)
+	if err != nil {
+		t.Fatalf("Resolve: %v", err)
+	}
+	if c.Auth.Username != "AWS" || c.Auth.Password != emu.Password || !strings.Contains(c.Origin, "role "+role+" via GitLab OIDC (input aws_role_arn)") {
+		t.Errorf("credentials: user %q, origin %q", c.Auth.Username, c.Origin)
+	}
+	if !slices.Contains(c.Secrets(), tok.Value) {
+		t.Error("Secrets() lacks the ID token")
+	}
+	if s := emu.Sessions(); len(s) != 1 || s[0].SessionName != "dagster-branch-deploy-5001" || s[0].RoleARN != role || s[0].Subject != oidc.Subject {
+		t.Errorf("STS sessions = %+v", s)
+	}
+
+	// A token for another audience is refused before STS is asked.
+	_, err = resolve(oidc.Mint("https://gitlab.example.com").Value)
+	if err == nil || !strings.Contains(err.Error(), "but this login needs sts.amazonaws.com") || !strings.Contains(err.Error(), "with the GitLab OIDC token") {
+		t.Errorf("Resolve with a token for another audience: %v", err)
+	}
+	if s := emu.Sessions(); len(s) != 1 {
+		t.Errorf("STS was asked with the wrong token: %+v", s)
+	}
+}
