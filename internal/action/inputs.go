@@ -231,7 +231,7 @@ func (in Inputs) Paths(workspace string) (projectDir, yamlPath string, err error
 	}
 	for _, c := range []struct{ input, value, path string }{{"project_dir", in.ProjectDir, projectDir}, {"dagster_cloud_yaml_path", in.YAMLPath, yamlPath}} {
 		if err := config.Within(workspace, c.path); err != nil {
-			return "", "", &InputError{c.input, fmt.Sprintf("%q %s; it must name a place inside the repository checkout (GITHUB_WORKSPACE)", c.value, err)}
+			return "", "", &InputError{c.input, fmt.Sprintf("%q %s; it must name a place inside the repository checkout (GITHUB_WORKSPACE, or CI_PROJECT_DIR on GitLab)", c.value, err)}
 		}
 	}
 	return projectDir, yamlPath, nil
