@@ -11,6 +11,7 @@ import (
 
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/registryauth"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/awsemu"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/gcpemu"
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed/oidcemu"
 )
 
@@ -121,5 +122,40 @@ func TestIDTokenAssumesAnECRRole(t *testing.T) {
 	}
 	if s := emu.Sessions(); len(s) != 1 {
 		t.Errorf("STS was asked with the wrong token: %+v", s)
+	}
+}
+
+// TestIDTokenGoogleWorkloadIdentity: gcp_workload_identity_provider and gcp_service_account
+// log in to a Google registry with the job's ID token, minted for the provider's audience
+// (Google STS and IAM Credentials of the GCP emulator, which check the token).
+func TestIDTokenGoogleWorkloadIdentity(t *testing.T) {
+	t.Parallel()
+	const (
+		provider = "projects/123456789/locations/global/workloadIdentityPools/gitlab/providers/acme"
+		sa       = "pusher@emu-project.iam.gserviceaccount.com"
+	)
+	oidc := oidcemu.Start(t)
+	emu := gcpemu.Start(t, gcpemu.Options{OIDC: oidc, Providers: map[string][]string{provider: {sa}}})
+	tok := oidc.Mint("https://iam.googleapis.com/" + provider)
+	env := map[string]string{
+		IDTokenVariable:                      tok.Value,
+		registryauth.EnvGCPSTSURL:            emu.STSURL(),
+		registryauth.EnvGCPIAMCredentialsURL: emu.IAMCredentialsURL(),
+	}
+	getenv := func(k string) string { return env[k] }
+	reg := (&CI{getenv: getenv}).Registry()
+	r := &registryauth.Resolver{GCPWorkloadIdentityProvider: provider, GCPServiceAccount: sa, IDToken: reg.IDToken, OIDCName: reg.OIDCName, Getenv: getenv, ConfigDir: t.TempDir()}
+	c, err := r.Resolve(context.Background(), "europe-west4-docker.pkg.dev")
+	if err != nil {
+		t.Fatalf("Resolve: %v", err)
+	}
+	if c.Auth.Username != "oauth2accesstoken" || c.Auth.Password != emu.AccessToken || !strings.Contains(c.Origin, "service account "+sa+" via GitLab OIDC") {
+		t.Errorf("credentials: user %q, origin %q", c.Auth.Username, c.Origin)
+	}
+	if sts, _ := emu.Calls(gcpemu.OpSTSExchange); sts != 1 {
+		t.Errorf("STS exchanges = %d, want 1", sts)
+	}
+	if !slices.Contains(c.Secrets(), tok.Value) {
+		t.Error("Secrets() lacks the ID token")
 	}
 }
