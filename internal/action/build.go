@@ -448,7 +448,14 @@ func (p *pipeline) login(ctx context.Context, docker Docker, jobs []*job) (map[s
 			continue
 		}
 		creds, err := p.resolver.Resolve(ctx, j.host)
-		if err != nil && !p.in.Push && errors.Is(err, registryauth.ErrNoCredentials) {
+		switch {
+		case err != nil && p.policyBuild:
+			// A run that gets no secrets and no OIDC token (a fork's, Dependabot's)
+			// cannot log in however the workflow asks it to; it only builds, so
+			// credentials matter just for private base images.
+			p.logf("Registry %s: no login in this run without secrets (%v); using it anonymously.", j.host, err)
+			creds, err = registryauth.Credentials{Host: j.host}, nil
+		case err != nil && !p.in.Push && errors.Is(err, registryauth.ErrNoCredentials):
 			// Building only: credentials matter just for private base images.
 			creds, err = registryauth.Credentials{Host: j.host}, nil
 		}

@@ -104,6 +104,7 @@ func TestForkAndDependabotPolicy(t *testing.T) {
 		edit    func(map[string]any)
 		env     map[string]string
 		inputs  map[string]string
+		yaml    string // dagster_cloud.yaml; "" for the harness's
 		status  string
 		notice  []string
 		wantErr []string
@@ -117,6 +118,10 @@ func TestForkAndDependabotPolicy(t *testing.T) {
 			status: "failed", wantErr: []string{"Pull request #2 comes from a fork (octocat/Hello-World)", "fork_pull_requests: fail", "Set it to skip (the default)"}},
 		{name: "fork, build", file: "pull_request.opened.json", edit: fromFork, inputs: map[string]string{"fork_pull_requests": "build", "registry_username": "robot", "dagster_cloud_api_token": "", "github_token": ""},
 			status: "built", builds: true, notice: []string{"the images are built to check that they build; nothing is pushed, deployed or commented (fork_pull_requests: build)"}},
+		{name: "fork, build, with a keyless login the run cannot do", file: "pull_request.opened.json", edit: fromFork,
+			yaml:   strings.ReplaceAll(yamlDoc, "r.example/acme/app", "210987654321.dkr.ecr.eu-central-1.amazonaws.com/acme/app"),
+			inputs: map[string]string{"fork_pull_requests": "build", "aws_role_arn": "arn:aws:iam::210987654321:role/push", "dagster_cloud_api_token": "", "github_token": ""},
+			status: "built", builds: true, notice: []string{"Registry 210987654321.dkr.ecr.eu-central-1.amazonaws.com: no login in this run without secrets (input aws_role_arn is set", "using it anonymously"}},
 		{name: "fork closed, build", file: "pull_request.closed.json", edit: fromFork, inputs: map[string]string{"fork_pull_requests": "build"},
 			status: "skipped", notice: []string{"it was never deployed, so there is no branch deployment to close or delete"}},
 		{name: "fork closed, fail", file: "pull_request.closed.json", edit: fromFork, inputs: map[string]string{"fork_pull_requests": "fail", "delete_on_close": "true"},
@@ -138,6 +143,9 @@ func TestForkAndDependabotPolicy(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, tc.inputs)
 			editEvent(t, h, tc.file, tc.edit)
+			if tc.yaml != "" {
+				writeTestFile(t, filepath.Join(h.env["GITHUB_WORKSPACE"], "dagster_cloud.yaml"), tc.yaml)
+			}
 			for k, v := range tc.env {
 				h.env[k] = v
 			}
