@@ -378,7 +378,14 @@ func (p *pipeline) deploy(ctx context.Context, locs []config.Location) error {
 		// while this run's images built: its locations must not be
 		// replaced by this run's older ones. (What is left is the moment
 		// between this read and the deploy, not a build's minutes.)
-		why, _, err := p.outdated(ctx)
+		// This run wrote its own commit there: any other commit now is
+		// another run's, whatever its time (a force-push may go back to an
+		// older commit), and the request's head decides.
+		st, err := p.client.BranchDeploymentState(ctx, p.ci.RepoName, p.ci.Branch)
+		if err != nil {
+			return fmt.Errorf("reading the branch deployment before deploying to it: %w", err)
+		}
+		why, err := p.outdatedBy(ctx, st, st.CommitHash != p.ci.Commit.SHA)
 		if err != nil {
 			return err
 		}
@@ -448,11 +455,14 @@ func (p *pipeline) outdated(ctx context.Context) (string, dagster.BranchState, e
 	if err != nil {
 		return "", st, fmt.Errorf("reading the branch deployment before updating it: %w", err)
 	}
-	why, err := p.outdatedBy(ctx, st)
+	why, err := p.outdatedBy(ctx, st, false)
 	return why, st, err
 }
 
-func (p *pipeline) outdatedBy(ctx context.Context, st dagster.BranchState) (string, error) {
+// outdatedBy is outdated with what Dagster+ has of the branch deployment.
+// With otherCommit, a commit there that is not this run's is in doubt
+// whatever its time.
+func (p *pipeline) outdatedBy(ctx context.Context, st dagster.BranchState, otherCommit bool) (string, error) {
 	if !st.Exists {
 		return "", nil
 	}
@@ -469,6 +479,8 @@ func (p *pipeline) outdatedBy(ctx context.Context, st dagster.BranchState) (stri
 	case st.CommitHash != ours.SHA && !st.CommitTime.IsZero() && !ours.Timestamp.IsZero() && st.CommitTime.After(ours.Timestamp):
 		doubt = fmt.Sprintf("it already shows commit %.12s of %s, newer than this run's commit %.12s of %s",
 			st.CommitHash, st.CommitTime.UTC().Format(time.RFC3339), ours.SHA, ours.Timestamp.UTC().Format(time.RFC3339))
+	case otherCommit:
+		doubt = fmt.Sprintf("another run set it to commit %.12s while this run's images built", st.CommitHash)
 	default:
 		return "", nil
 	}

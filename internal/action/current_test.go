@@ -152,49 +152,62 @@ func TestNewerCommentStopsTheRun(t *testing.T) {
 // TestNewerRunDuringTheBuild: a newer run of the pull request updates the
 // branch deployment after this run did and while this run's images build;
 // this run then deploys nothing (its older images would replace the newer
-// run's locations) and says it is out of date.
+// run's locations) and says it is out of date. The newer run's commit may be
+// older in time (a force-push back to an earlier commit): the pull request's
+// head decides.
 func TestNewerRunDuringTheBuild(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, nil)
-	var once sync.Once
-	h.docker.onBuild = func() {
-		once.Do(func() {
-			// Wait for this run's own update of the branch deployment, then
-			// play the newer run: its commit in Dagster+ and as GitHub's head.
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				if d := branchDeployment(h); d != nil && d.Commit.CommitHash == ourSHA {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Error("this run never updated the branch deployment")
-					return
-				}
-				time.Sleep(10 * time.Millisecond)
+	for _, tc := range []struct {
+		name string
+		at   time.Time // the other run's commit time; this run's is 2019-05-15
+	}{
+		{"a later commit", time.Now().Add(time.Hour)},
+		{"a force-push back to an earlier commit", time.Date(2019, 1, 1, 0, 0, 0, 0, time.UTC)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, nil)
+			var once sync.Once
+			h.docker.onBuild = func() {
+				once.Do(func() {
+					// Wait for this run's own update of the branch deployment, then
+					// play the newer run: its commit in Dagster+ and as GitHub's head.
+					deadline := time.Now().Add(30 * time.Second)
+					for {
+						if d := branchDeployment(h); d != nil && d.Commit.CommitHash == ourSHA {
+							break
+						}
+						if time.Now().After(deadline) {
+							t.Error("this run never updated the branch deployment")
+							return
+						}
+						time.Sleep(10 * time.Millisecond)
+					}
+					seedBranch(t, h, newerSHA, tc.at, "OPEN")
+					h.github.SetPullRequest("Codertocat", "Hello-World", 2, githubemu.PullRequest{HeadSHA: newerSHA})
+				})
 			}
-			seedBranch(t, h, newerSHA, time.Now().Add(time.Hour), "OPEN")
-			h.github.SetPullRequest("Codertocat", "Hello-World", 2, githubemu.PullRequest{HeadSHA: newerSHA})
+			if err := h.run(context.Background()); err != nil {
+				t.Fatalf("%v\n%s", err, h.out.String())
+			}
+			if sha, _ := branchCommit(t, h); sha != newerSHA {
+				t.Errorf("branch deployment at %s, want the newer run's %s", sha, newerSHA)
+			}
+			for _, r := range h.dagster.Requests() {
+				if r.Operation == "CliDeployLocations" {
+					t.Errorf("this run deployed its locations over the newer run's")
+				}
+			}
+			if !strings.Contains(h.out.String(), "::notice::This run is out of date and deployed nothing (its images were pushed): branch deployment") || !strings.Contains(h.out.String(), "is now at commit 111111111111, not this run's ec26c3e57ca3") {
+				t.Errorf("no superseded notice:\n%s", h.out.String())
+			}
+			if s := readFile(t, h.env["GITHUB_STEP_SUMMARY"]); !strings.Contains(s, "is out of date, so the run deployed nothing (its images were pushed)") || !strings.Contains(s, "📦 pushed") {
+				t.Errorf("summary:\n%s", s)
+			}
+			if !strings.Contains(readFile(t, h.env["GITHUB_OUTPUT"]), "\nsuperseded\n") {
+				t.Errorf("outputs:\n%s", readFile(t, h.env["GITHUB_OUTPUT"]))
+			}
 		})
-	}
-	if err := h.run(context.Background()); err != nil {
-		t.Fatalf("%v\n%s", err, h.out.String())
-	}
-	if sha, _ := branchCommit(t, h); sha != newerSHA {
-		t.Errorf("branch deployment at %s, want the newer run's %s", sha, newerSHA)
-	}
-	for _, r := range h.dagster.Requests() {
-		if r.Operation == "CliDeployLocations" {
-			t.Errorf("this run deployed its locations over the newer run's")
-		}
-	}
-	if !strings.Contains(h.out.String(), "::notice::This run is out of date and deployed nothing (its images were pushed): branch deployment") || !strings.Contains(h.out.String(), "is now at commit 111111111111, not this run's ec26c3e57ca3") {
-		t.Errorf("no superseded notice:\n%s", h.out.String())
-	}
-	if s := readFile(t, h.env["GITHUB_STEP_SUMMARY"]); !strings.Contains(s, "is out of date, so the run deployed nothing (its images were pushed)") || !strings.Contains(s, "📦 pushed") {
-		t.Errorf("summary:\n%s", s)
-	}
-	if !strings.Contains(readFile(t, h.env["GITHUB_OUTPUT"]), "\nsuperseded\n") {
-		t.Errorf("outputs:\n%s", readFile(t, h.env["GITHUB_OUTPUT"]))
 	}
 }
 
