@@ -55,7 +55,11 @@ func (c *buildContext) syncedDirs() (filesync.StaticDirSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build context %s: %w", c.dir, err)
 	}
-	ctxFS, err := fsutil.NewFilterFS(root, &fsutil.FilterOpt{Map: ownedByRoot})
+	// The .dockerignore patterns apply here too, as docker/cli's synced directory applies them:
+	// BuildKit reads .dockerignore through the session and would serve everything when it
+	// cannot (a .dockerignore that is a symlink out of the context directory, which the sync
+	// does not follow).
+	ctxFS, err := fsutil.NewFilterFS(root, &fsutil.FilterOpt{ExcludePatterns: c.excludes, Map: ownedByRoot})
 	if err != nil {
 		return nil, fmt.Errorf("build context %s: %w", c.dir, err)
 	}

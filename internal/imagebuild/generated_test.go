@@ -437,3 +437,50 @@ func TestBuildKitOptionsPathDockerfile(t *testing.T) {
 		t.Errorf("the dockerfile directory shows %v, want only Dockerfile.prod", seen)
 	}
 }
+
+// TestSyncedContextAppliesDockerignore: the session serves the context without the files
+// .dockerignore excludes, also when .dockerignore is a symlink out of the context directory
+// (a monorepo's shared ignore file), which BuildKit cannot read through the session; the
+// .dockerignore and the Dockerfile stay visible even when excluded, as `docker build` keeps them.
+func TestSyncedContextAppliesDockerignore(t *testing.T) {
+	t.Parallel()
+	project := t.TempDir()
+	dir := filepath.Join(project, "etl")
+	for name, content := range map[string]string{
+		"shared.dockerignore": ".git\n*.env\nDockerfile\n.dockerignore\n",
+		"etl/Dockerfile":      "FROM scratch\nCOPY . /app\n",
+		"etl/app.py":          "print(1)\n",
+		"etl/prod.env":        "TOKEN=secret\n",
+		"etl/.git/config":     "[http]\n\textraheader = AUTHORIZATION: basic c2VjcmV0\n",
+	} {
+		p := filepath.Join(project, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("../shared.dockerignore", filepath.Join(dir, ".dockerignore")); err != nil {
+		t.Fatal(err)
+	}
+	bc, err := prepareContext(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs, err := bc.syncedDirs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	if err := dirs[syncedContextDir].Walk(context.Background(), "", func(p string, _ fs.DirEntry, err error) error {
+		seen = append(seen, p)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(seen)
+	if want := []string{".dockerignore", "Dockerfile", "app.py"}; !slices.Equal(seen, want) {
+		t.Errorf("the session serves %v, want %v", seen, want)
+	}
+}
