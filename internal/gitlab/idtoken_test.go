@@ -39,8 +39,8 @@ func TestIDToken(t *testing.T) {
 		{"for the audience", one, aws, nil},
 		{"a list of audiences", both, gcp, nil},
 		{"surrounding blanks", "  " + one + "\n", aws, nil},
-		{"not declared", "", aws, []string{"no GitLab ID token for audience sts.amazonaws.com in the variable DAGSTER_ID_TOKEN", "`id_tokens: {DAGSTER_ID_TOKEN: {aud: \"sts.amazonaws.com\"}}`", "GitLab 15.7"}},
-		{"another audience", one, gcp, []string{"is for the audience sts.amazonaws.com, but this login needs " + gcp, "list it under `aud`"}},
+		{"another audience: the cloud decides", one, gcp, nil},
+		{"not declared", "", aws, []string{"no GitLab ID token in the variable DAGSTER_ID_TOKEN", "`id_tokens: {DAGSTER_ID_TOKEN: {aud: \"sts.amazonaws.com\"}}`", "GitLab 15.7"}},
 		{"not a JWT", "glpat-abcdefghijklmnop", aws, []string{"does not hold a GitLab ID token (not a JWT: 1 dot-separated parts, want 3)"}},
 		{"no aud", unsignedJWT(t, map[string]any{"sub": "x"}), aws, []string{"it has no aud claim"}},
 	} {
@@ -76,12 +76,15 @@ func TestIDToken(t *testing.T) {
 
 // TestIDTokenAssumesAnECRRole: on GitLab, aws_role_arn logs in to ECR with the job's ID token
 // (STS AssumeRoleWithWebIdentity, against the AWS emulator, which checks the token's
-// signature, audience and the role's trust); the session is named after the job.
+// signature, its audience against the provider's client ID, and the role's trust); the session
+// is named after the job.
 func TestIDTokenAssumesAnECRRole(t *testing.T) {
 	awsemu.Isolate(t)
 	const role = "arn:aws:iam::210987654321:role/gitlab-ecr-push"
 	oidc := oidcemu.Start(t)
-	emu := awsemu.Start(t, awsemu.Options{OIDC: oidc, Roles: []string{role}})
+	// The IAM OIDC provider of GitLab's issuer, with GitLab's URL as its client ID (audience),
+	// as GitLab's AWS guide sets it up.
+	emu := awsemu.Start(t, awsemu.Options{OIDC: oidc, Roles: []string{role}, Audience: "https://gitlab.com"})
 	for k, v := range emu.Env() {
 		t.Setenv(k, v)
 	}
@@ -100,7 +103,7 @@ func TestIDTokenAssumesAnECRRole(t *testing.T) {
 		return r.Resolve(context.Background(), host)
 	}
 
-	tok := oidc.Mint(registryauth.AWSAudience)
+	tok := oidc.Mint("https://gitlab.com")
 	c, err := resolve(tok.Value)
 	if err != nil {
 		t.Fatalf("Resolve: %v", err)
@@ -115,13 +118,22 @@ func TestIDTokenAssumesAnECRRole(t *testing.T) {
 		t.Errorf("STS sessions = %+v", s)
 	}
 
-	// A token for another audience is refused before STS is asked.
-	_, err = resolve(oidc.Mint("https://gitlab.example.com").Value)
-	if err == nil || !strings.Contains(err.Error(), "but this login needs sts.amazonaws.com") || !strings.Contains(err.Error(), "with the GitLab OIDC token") {
+	// A token for an audience the provider does not trust: STS refuses it, and the error says
+	// which role and which token.
+	wrong := oidc.Mint(registryauth.AWSAudience)
+	_, err = resolve(wrong.Value)
+	if err == nil || !strings.Contains(err.Error(), "assuming role "+role+" (input aws_role_arn) with the GitLab OIDC token") || !strings.Contains(err.Error(), "Incorrect token audience") {
 		t.Errorf("Resolve with a token for another audience: %v", err)
+	} else if strings.Contains(err.Error(), wrong.Value) {
+		t.Errorf("the error holds the token: %v", err)
 	}
 	if s := emu.Sessions(); len(s) != 1 {
-		t.Errorf("STS was asked with the wrong token: %+v", s)
+		t.Errorf("STS sessions = %+v, want only the first", s)
+	}
+	// No token at all.
+	_, err = resolve("")
+	if err == nil || !strings.Contains(err.Error(), "no GitLab ID token in the variable DAGSTER_ID_TOKEN") {
+		t.Errorf("Resolve without a token: %v", err)
 	}
 }
 
