@@ -17,12 +17,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -532,26 +534,27 @@ func ParseOutputs(path string) (map[string]string, error) {
 
 // samplePeakRSS reads the high-water mark of pid's resident set (VmHWM of
 // /proc/<pid>/status, in KiB) every 5 ms until done is closed, and returns
-// the last value read. VmHWM belongs to the process's own memory since its
-// exec. The wait4 rusage of the child (ru_maxrss) is not used: Go starts a
-// child with vfork, and Linux counts the parent's resident set, when the
+// the highest value read. VmHWM belongs to the process's own memory since
+// its exec. The wait4 rusage of the child (ru_maxrss) is not used: Go starts
+// a child with vfork, and Linux counts the parent's resident set, when the
 // child execs, into the child's ru_maxrss, so it reports the test process's
-// size, not the binary's. Growth in the last 5 ms of a run can be missed.
+// size, not the binary's. The status file is opened through a handle on
+// /proc/<pid> taken at the start, which fails once that process is gone, so
+// a later process with the same pid is never read. Growth in the last 5 ms of
+// a run can be missed.
 func samplePeakRSS(pid int, done <-chan struct{}) int64 {
-	path := fmt.Sprintf("/proc/%d/status", pid)
+	dir, err := os.Open(fmt.Sprintf("/proc/%d", pid))
+	if err != nil {
+		<-done
+		return 0
+	}
+	defer dir.Close()
 	var peak int64
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if raw, err := os.ReadFile(path); err == nil {
-			for _, line := range strings.Split(string(raw), "\n") {
-				if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-					var kib int64
-					if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kib); err == nil && kib > peak {
-						peak = kib
-					}
-				}
-			}
+		if kib, ok := readVmHWM(dir); ok && kib > peak {
+			peak = kib
 		}
 		select {
 		case <-done:
@@ -559,4 +562,27 @@ func samplePeakRSS(pid int, done <-chan struct{}) int64 {
 		case <-tick.C:
 		}
 	}
+}
+
+// readVmHWM reads VmHWM from the status file of the /proc/<pid> directory dir.
+func readVmHWM(dir *os.File) (int64, bool) {
+	fd, err := syscall.Openat(int(dir.Fd()), "status", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, false
+	}
+	f := os.NewFile(uintptr(fd), "status")
+	defer f.Close()
+	raw, err := io.ReadAll(f)
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kib int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kib); err == nil {
+				return kib, true
+			}
+		}
+	}
+	return 0, false
 }
