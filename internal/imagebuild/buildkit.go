@@ -50,9 +50,10 @@ func buildKitOptions(bc *buildContext, s Spec, sessionID string) build.ImageBuil
 
 // buildBuildKit builds with BuildKit, as `docker build` does with BuildKit: the request has no
 // body, and a session serves the context and the Dockerfile by file sync (see fileSync), and
-// registry credentials, secrets and SSH agents, while the build runs. BuildKit applies
-// .dockerignore and asks only for the files it does not exclude; files it synced from the
-// same context directory in an earlier build (sharedKey) are not sent again when unchanged.
+// registry credentials, secrets and SSH agents, while the build runs. The session serves only
+// the files .dockerignore does not exclude (BuildKit applies the same patterns again); files it
+// synced from the same context directory in an earlier build (sharedKey) are not sent again
+// when their size and time are unchanged.
 func (b *Builder) buildBuildKit(ctx context.Context, bc *buildContext, s Spec) (string, error) {
 	attachables, err := sessionAttachables(s, b.getenv)
 	if err != nil {

@@ -39,8 +39,9 @@ const (
 )
 
 // fileSync returns the session's file sync service for c: the context, and the Dockerfile (the
-// generated one, or the context's file in a directory of its own). Files of the context are sent with their modes, times and links (a symlink
-// travels as a link, never followed), owned by 0:0 as in the context tar.
+// generated one, or the context's file in a directory of its own). Files of the context are
+// sent with their modes, times and links (a symlink travels as a link, never followed), owned
+// by 0:0 as in the context tar.
 func (c *buildContext) fileSync() (session.Attachable, error) {
 	dirs, err := c.syncedDirs()
 	if err != nil {
