@@ -4,33 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed"
 )
 
 // editEvent writes testdata/events/<name>, edited, as the harness's event.
 func editEvent(t *testing.T, h *harness, name string, edit func(ev map[string]any)) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "events", name))
+	raw, err := testbed.EventFixture(name, edit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ev map[string]any
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		t.Fatal(err)
-	}
-	if edit != nil {
-		edit(ev)
-	}
-	out, err := json.Marshal(ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeTestFile(t, h.env["GITHUB_EVENT_PATH"], string(out))
+	writeTestFile(t, h.env["GITHUB_EVENT_PATH"], string(raw))
 }
 
 func prOf(ev map[string]any) map[string]any { return ev["pull_request"].(map[string]any) }

@@ -1,7 +1,6 @@
 package github
 
 import (
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/cicontext"
+	"github.com/dagster-branch-deploy/dagster-branch-deploy/internal/testbed"
 	"time"
 )
 
@@ -347,18 +347,7 @@ func TestHostileIdentifiers(t *testing.T) {
 // JSON, and returns its path.
 func payload(t *testing.T, name string, edit func(ev map[string]any)) string {
 	t.Helper()
-	raw, err := os.ReadFile(fixture(name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev map[string]any
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		t.Fatal(err)
-	}
-	if edit != nil {
-		edit(ev)
-	}
-	out, err := json.Marshal(ev)
+	out, err := testbed.EventFixture(name, edit)
 	if err != nil {
 		t.Fatal(err)
 	}

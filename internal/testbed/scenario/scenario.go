@@ -14,7 +14,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -245,30 +244,23 @@ func (s *Scenario) publish(msg string) {
 // Event writes testdata/events/<name> with its head commit replaced by the
 // workspace's, and returns its path. edit may change the payload further.
 func (s *Scenario) Event(name string, edit func(map[string]any)) (string, error) {
-	raw, err := os.ReadFile(filepath.Join(s.RepoRoot, "testdata", "events", name))
-	if err != nil {
-		return "", err
-	}
-	var ev map[string]any
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		return "", fmt.Errorf("%s: %w", name, err)
-	}
-	if pr, ok := ev["pull_request"].(map[string]any); ok {
-		pr["head"].(map[string]any)["sha"] = s.HeadSHA
-	}
-	if mg, ok := ev["merge_group"].(map[string]any); ok {
-		mg["head_sha"] = s.HeadSHA
-		if hc, ok := mg["head_commit"].(map[string]any); ok {
-			hc["id"] = s.HeadSHA
+	out, err := testbed.EventFixture(name, func(ev map[string]any) {
+		if pr, ok := ev["pull_request"].(map[string]any); ok {
+			pr["head"].(map[string]any)["sha"] = s.HeadSHA
 		}
-	}
-	if _, ok := ev["after"]; ok {
-		ev["after"] = s.HeadSHA
-	}
-	if edit != nil {
-		edit(ev)
-	}
-	out, err := json.MarshalIndent(ev, "", "  ")
+		if mg, ok := ev["merge_group"].(map[string]any); ok {
+			mg["head_sha"] = s.HeadSHA
+			if hc, ok := mg["head_commit"].(map[string]any); ok {
+				hc["id"] = s.HeadSHA
+			}
+		}
+		if _, ok := ev["after"]; ok {
+			ev["after"] = s.HeadSHA
+		}
+		if edit != nil {
+			edit(ev)
+		}
+	})
 	if err != nil {
 		return "", err
 	}
