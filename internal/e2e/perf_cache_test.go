@@ -132,52 +132,75 @@ func forgetBuilds(t *testing.T, ctx context.Context, s *scenario.Scenario, marke
 			}
 		}
 	}
-	// The marker's records and the records built on them (the layers of
-	// later steps), which hold them.
-	records := func() []*build.CacheRecord {
+	pruneCacheRecords(t, marker, func() []cacheRecord {
 		du, err := docker.DiskUsage(ctx, types.DiskUsageOptions{Types: []types.DiskUsageObject{types.BuildCacheObject}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ours := map[string]bool{}
+		var out []cacheRecord
 		for _, r := range du.BuildCache {
-			if strings.Contains(r.Description, marker) {
-				ours[r.ID] = true
+			out = append(out, cacheRecord{id: r.ID, description: r.Description, parents: append([]string{r.Parent}, r.Parents...)})
+		}
+		return out
+	}, func(id string) error {
+		_, err := docker.BuildCachePrune(ctx, build.CachePruneOptions{All: true, Filters: filters.NewArgs(filters.Arg("id", id))})
+		return err
+	})
+}
+
+// cacheRecord is a build cache record of dockerd or buildkitd.
+type cacheRecord struct {
+	id, description string
+	parents         []string
+}
+
+// pruneCacheRecords prunes, with prune, the cache records list gives whose
+// description holds marker and those built on them (the layers of later
+// steps, which hold them), until none is left; nothing else, since the
+// daemons are shared with tests running in parallel. A record is pruned
+// once nothing holds it, so children go in earlier rounds.
+func pruneCacheRecords(t *testing.T, marker string, list func() []cacheRecord, prune func(id string) error) {
+	t.Helper()
+	ours := func() []cacheRecord {
+		all := list()
+		in := map[string]bool{}
+		for _, r := range all {
+			if strings.Contains(r.description, marker) {
+				in[r.id] = true
 			}
 		}
 		for grew := true; grew; {
 			grew = false
-			for _, r := range du.BuildCache {
-				if !ours[r.ID] && slices.ContainsFunc(append([]string{r.Parent}, r.Parents...), func(p string) bool { return ours[p] }) {
-					ours[r.ID], grew = true, true
+			for _, r := range all {
+				if !in[r.id] && slices.ContainsFunc(r.parents, func(p string) bool { return in[p] }) {
+					in[r.id], grew = true, true
 				}
 			}
 		}
-		var out []*build.CacheRecord
-		for _, r := range du.BuildCache {
-			if ours[r.ID] {
+		var out []cacheRecord
+		for _, r := range all {
+			if in[r.id] {
 				out = append(out, r)
 			}
 		}
 		return out
 	}
-	ours := records()
-	if len(ours) == 0 {
+	left := ours()
+	if len(left) == 0 {
 		t.Fatalf("no build cache record mentions %s", marker)
 	}
-	// A record is pruned once nothing holds it: children go in earlier rounds.
-	for round := 0; len(ours) > 0 && round < 5; round++ {
-		for _, r := range ours {
-			if _, err := docker.BuildCachePrune(ctx, build.CachePruneOptions{All: true, Filters: filters.NewArgs(filters.Arg("id", r.ID))}); err != nil {
-				t.Fatalf("pruning build cache record %s (%s): %v", r.ID, r.Description, err)
+	for round := 0; len(left) > 0 && round < 5; round++ {
+		for _, r := range left {
+			if err := prune(r.id); err != nil {
+				t.Fatalf("pruning build cache record %s (%s): %v", r.id, r.description, err)
 			}
 		}
-		ours = records()
+		left = ours()
 	}
-	for _, r := range ours {
-		t.Errorf("build cache record %s (%s) survived the prune", r.ID, r.Description)
+	for _, r := range left {
+		t.Errorf("build cache record %s (%s) survived the prune", r.id, r.description)
 	}
-	if len(ours) > 0 {
+	if len(left) > 0 {
 		t.FailNow()
 	}
 }

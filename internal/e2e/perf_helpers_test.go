@@ -8,8 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -172,30 +170,15 @@ func stepOf(t *testing.T, log, marker string) string {
 // scenario's registry, with its media type.
 func manifestOf(t *testing.T, ctx context.Context, s *scenario.Scenario, repo, ref string) (map[string]any, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.Registry.URL()+"/v2/"+repo+"/manifests/"+ref, nil)
+	body, mediaType, err := s.Registry.Manifest(ctx, repo, ref)
 	if err != nil {
 		t.Fatal(err)
-	}
-	req.SetBasicAuth(s.Registry.Username, s.Registry.Password)
-	req.Header.Set("Accept", "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "+
-		"application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET manifest %s:%s: %s %s", repo, ref, resp.Status, body)
 	}
 	var m map[string]any
 	if err := json.Unmarshal(body, &m); err != nil {
 		t.Fatalf("manifest %s:%s: %v", repo, ref, err)
 	}
-	return m, resp.Header.Get("Content-Type")
+	return m, mediaType
 }
 
 // noDeployment fails the test if any deployment of the emulator got a

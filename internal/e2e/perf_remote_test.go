@@ -128,52 +128,20 @@ func TestPerfRemoteBuildkit(t *testing.T) {
 }
 
 // forgetRemote prunes buildkitd's cache records whose description holds
-// marker, and those built on them (which hold them), until none is left.
+// marker, and those built on them (see pruneCacheRecords).
 func forgetRemote(t *testing.T, ctx context.Context, bkc *client.Client, marker string) {
 	t.Helper()
-	records := func() []*client.UsageInfo {
+	pruneCacheRecords(t, marker, func() []cacheRecord {
 		du, err := bkc.DiskUsage(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ours := map[string]bool{}
+		var out []cacheRecord
 		for _, r := range du {
-			if strings.Contains(r.Description, marker) {
-				ours[r.ID] = true
-			}
-		}
-		for grew := true; grew; {
-			grew = false
-			for _, r := range du {
-				if !ours[r.ID] && slices.ContainsFunc(r.Parents, func(p string) bool { return ours[p] }) {
-					ours[r.ID], grew = true, true
-				}
-			}
-		}
-		var out []*client.UsageInfo
-		for _, r := range du {
-			if ours[r.ID] {
-				out = append(out, r)
-			}
+			out = append(out, cacheRecord{id: r.ID, description: r.Description, parents: r.Parents})
 		}
 		return out
-	}
-	ours := records()
-	if len(ours) == 0 {
-		t.Fatalf("buildkitd has no cache record that mentions %s", marker)
-	}
-	for round := 0; len(ours) > 0 && round < 5; round++ {
-		for _, r := range ours {
-			if err := bkc.Prune(ctx, nil, client.PruneAll, client.WithFilter([]string{"id==" + r.ID})); err != nil {
-				t.Fatalf("pruning buildkitd's cache record %s (%s): %v", r.ID, r.Description, err)
-			}
-		}
-		ours = records()
-	}
-	for _, r := range ours {
-		t.Errorf("buildkitd's cache record %s (%s) survived the prune", r.ID, r.Description)
-	}
-	if len(ours) > 0 {
-		t.FailNow()
-	}
+	}, func(id string) error {
+		return bkc.Prune(ctx, nil, client.PruneAll, client.WithFilter([]string{"id==" + id}))
+	})
 }

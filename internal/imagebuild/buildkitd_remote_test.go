@@ -12,7 +12,6 @@ import (
 	"errors"
 	"io"
 	"maps"
-	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -60,27 +59,11 @@ func loginTo(t *testing.T, r *Remote, reg *testbed.Registry) registry.AuthConfig
 // registryGet GETs path from the registry with its credentials.
 func registryGet(t *testing.T, reg *testbed.Registry, path, accept string) ([]byte, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, reg.URL()+path, nil)
+	body, ct, err := reg.Get(testCtx(t, time.Minute), path, accept)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.SetBasicAuth(reg.Username, reg.Password)
-	if accept != "" {
-		req.Header.Set("Accept", accept)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s %s", path, resp.Status, body)
-	}
-	return body, resp.Header.Get("Content-Type")
+	return body, ct
 }
 
 const manifestTypes = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, " +

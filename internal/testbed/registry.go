@@ -311,6 +311,27 @@ func (r *Registry) do(ctx context.Context, method, path string, accept string) (
 	return resp, nil
 }
 
+// Get GETs path (e.g. "/v2/<repo>/blobs/<digest>") with the registry's credentials and accept
+// as the Accept header (none when empty), and returns the body and its Content-Type; a status
+// other than 200 is an error with the registry's answer.
+func (r *Registry) Get(ctx context.Context, path, accept string) ([]byte, string, error) {
+	resp, err := r.do(ctx, http.MethodGet, path, accept)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, "", fmt.Errorf("GET %s: %w", path, err)
+	}
+	return body, resp.Header.Get("Content-Type"), nil
+}
+
+// Manifest returns the manifest (or index) repo:ref (a tag or digest) and its media type.
+func (r *Registry) Manifest(ctx context.Context, repo, ref string) ([]byte, string, error) {
+	return r.Get(ctx, "/v2/"+repo+"/manifests/"+ref, manifestAccept)
+}
+
 // ManifestDigest returns the Docker-Content-Digest of repo:tag (or repo@digest), as a HEAD on the
 // manifest with docker v2 and OCI media types accepted returns it.
 func (r *Registry) ManifestDigest(ctx context.Context, repo, tag string) (string, error) {
